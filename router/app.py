@@ -1,0 +1,229 @@
+"""The HTTP receiver: webhooks in, receipts out, plus health, readiness and metrics.
+
+The webhook path does no outbound HTTP and no job creation: it authenticates, parses, evaluates
+the rules, runs the one atomic Redis step, and answers. Workers do everything else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+import redis.asyncio
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from router import api, metrics
+from router.auth import check_headers, check_signature
+from router.dedupe import Deduper, Receipt, Routed, summarize
+from router.errors import AuthError, PayloadError
+from router.incidents import IncidentStore
+from router.keys import Keys
+from router.ruleset import Ruleset
+from router.settings import Settings
+from router.sources import SourceKind, parse
+
+log = structlog.get_logger(__name__)
+
+# Alertmanager retries 5xx only (not 429), so "try again later" must be a 503.
+RETRY_AFTER_SECONDS = "5"
+
+
+@dataclass(slots=True)
+class Services:
+    """What the endpoints share; built once per process in `create_app`."""
+
+    settings: Settings
+    ruleset: Ruleset
+    keys: Keys
+    redis: redis.asyncio.Redis
+    sync_redis: redis.Redis
+    deduper: Deduper
+    store: IncidentStore
+    registry: CollectorRegistry
+
+
+def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+async def receive_webhook(request: Request) -> Response:
+    started = time.perf_counter()
+    name = request.path_params["integration"]
+    response = await _receive(request, name)
+    integration = name if request.app.state.services.ruleset.integration(name) else "(unknown)"
+    metrics.WEBHOOK_REQUESTS.labels(integration, str(response.status_code)).inc()
+    metrics.WEBHOOK_LATENCY.observe(time.perf_counter() - started)
+    return response
+
+
+async def _receive(request: Request, name: str) -> Response:
+    services: Services = request.app.state.services
+    ruleset = services.ruleset
+    integration = ruleset.integration(name)
+    if integration is None:
+        return error(404, f"unknown integration {name!r}; integrations are declared in rules/")
+    try:
+        check_headers(integration, request.headers, ruleset.secret)
+    except AuthError as exc:
+        return error(401, str(exc), headers={"WWW-Authenticate": "Bearer"})
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        return error(
+            415, f"expected Content-Type: application/json, got {content_type or 'none'!r}"
+        )
+    limit = services.settings.max_body_bytes
+    body = await _read_body(request, limit)
+    if body is None:
+        return error(413, f"body larger than the {limit}-byte limit (SEVROUTER_MAX_BODY_BYTES)")
+    now = time.time()
+    try:
+        check_signature(integration, request.headers, body, ruleset.secret, now=now)
+    except AuthError as exc:
+        return error(401, str(exc))
+    try:
+        alerts = parse(
+            SourceKind(integration.type),
+            body,
+            integration=name,
+            now=datetime.fromtimestamp(now, UTC),
+        )
+    except PayloadError as exc:
+        return error(400, exc.message, field=exc.field)
+
+    receipt = Receipt(alerts=len(alerts))
+    routed: list[Routed] = []
+    for alert in alerts:
+        metrics.ALERTS_RECEIVED.labels(name, alert.status.value).inc()
+        if alert.is_test:
+            # Grafana's "Test" button: proves the contact point works; never opens an incident.
+            receipt.tests += 1
+            log.info("test_notification_received", integration=name)
+            continue
+        evaluation = ruleset.evaluate(alert)
+        if evaluation.dropped_by is not None:
+            receipt.dropped += 1
+            continue
+        routed.extend(Routed(alert, decision) for decision in evaluation.decisions)
+    policy = ruleset.config.incidents
+    try:
+        results = await services.deduper.ingest(
+            routed,
+            now_ms=int(now * 1000),
+            flap_window_s=policy.flap_window,
+            ttl_s=policy.retention,
+        )
+    except RedisError as exc:
+        log.warning("redis_unavailable", integration=name, error=type(exc).__name__)
+        return error(
+            503, "storage unavailable, retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}
+        )
+    summarize(receipt, results)
+    for outcome, _ in results:
+        metrics.DEDUPE_OUTCOMES.labels(outcome.value).inc()
+    if receipt.opened:
+        log.info("incidents_opened", integration=name, incidents=receipt.opened)
+    return JSONResponse(receipt.as_json(), status_code=202)
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it exceeds `limit` (checked before and while reading)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers. Deliberately does not touch Redis."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: Redis answers and a rule set is loaded."""
+    services: Services = request.app.state.services
+    problems = []
+    try:
+        await services.redis.ping()
+    except RedisError as exc:
+        problems.append(f"redis: {type(exc).__name__}")
+    status = 503 if problems else 200
+    return JSONResponse(
+        {
+            "status": "not ready" if problems else "ready",
+            "problems": problems,
+            "rules": {
+                "integrations": len(services.ruleset.config.integrations),
+                "rules": len(services.ruleset.rules),
+            },
+        },
+        status_code=status,
+    )
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    services: Services = request.app.state.services
+    # Process-local counters from the default registry, installation-wide numbers from Redis.
+    local = generate_latest(DEFAULT_REGISTRY)
+    shared = await run_in_threadpool(generate_latest, services.registry)
+    return Response(local + shared, media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(
+    settings: Settings, ruleset: Ruleset, *, queue_depth: metrics.QueueDepth
+) -> Starlette:
+    """The receiver application, with its Redis clients and metrics registry."""
+    keys = Keys(settings.key_prefix)
+    async_redis = redis.asyncio.Redis.from_url(settings.redis_url, health_check_interval=30)
+    sync_redis = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    registry = CollectorRegistry()
+    registry.register(metrics.RedisStatsCollector(sync_redis, keys, queue_depth))
+    services = Services(
+        settings=settings,
+        ruleset=ruleset,
+        keys=keys,
+        redis=async_redis,
+        sync_redis=sync_redis,
+        deduper=Deduper(async_redis, settings.key_prefix),
+        store=IncidentStore(sync_redis, keys),
+        registry=registry,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info("receiver_started", integrations=sorted(ruleset.integrations))
+        yield
+        await async_redis.aclose()
+        sync_redis.close()
+
+    app = Starlette(
+        routes=[
+            Route("/api/v1/webhooks/{integration}", receive_webhook, methods=["POST", "PUT"]),
+            *api.routes,
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

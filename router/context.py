@@ -1,0 +1,61 @@
+"""What a worker process shares between jobs: rules, Redis, channels, clock, and a way to
+schedule follow-up work. Built once at worker start (`router/jobs.py`) and passed down."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from redis import Redis
+
+from router.incidents import IncidentStore
+from router.keys import Keys
+from router.notify.base import Channel
+from router.notify.log import LogChannel
+from router.notify.retry import RetryPolicy
+from router.notify.webhook import WebhookChannel
+from router.ruleset import Ruleset
+from router.settings import Settings
+
+# schedule(delay_seconds, job_name, args, job_id): run a job later, at most once per job_id.
+Scheduler = Callable[[float, str, tuple[Any, ...], str], None]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class WorkerContext:
+    settings: Settings
+    ruleset: Ruleset
+    redis: Redis
+    keys: Keys
+    store: IncidentStore
+    channels: Mapping[str, Channel]
+    schedule: Scheduler
+    clock: Callable[[], datetime] = utc_now
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def build_channels(ruleset: Ruleset, http: httpx.Client) -> dict[str, Channel]:
+    """One channel object per channel in the rules, secrets resolved."""
+    channels: dict[str, Channel] = {}
+    for config in ruleset.config.channels:
+        if config.type == "log":
+            channels[config.name] = LogChannel(config.name)
+        else:
+            assert config.url is not None  # the rule file schema requires it for webhooks
+            channels[config.name] = WebhookChannel(
+                config.name,
+                ruleset.secret(config.url),
+                signing_secret=ruleset.secret(config.signing_secret)
+                if config.signing_secret
+                else None,
+                client=http,
+                timeout=config.timeout,
+            )
+    return channels

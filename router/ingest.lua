@@ -1,0 +1,136 @@
+-- One webhook's alerts, deduplicated and grouped into incidents in a single atomic step.
+--
+-- Concurrent deliveries of the same alerts (Alertmanager HA pairs, retries, several receiver
+-- processes) are serialized by Redis, so exactly one of them opens an incident and the rest see
+-- duplicates. Key names follow router/keys.py.
+--
+-- KEYS: none. Keys depend on the alerts, so the script builds them from the prefix: it runs on
+--       a single Redis (with Sentinel for failover), not on Redis Cluster.
+-- ARGV[1]  key prefix
+-- ARGV[2]  now, unix milliseconds (the receiver's clock, read once per webhook)
+-- ARGV[3]  flap window, milliseconds: a re-firing this soon after mitigation reopens
+-- ARGV[4]  alert state TTL, seconds (refreshed on every delivery)
+-- ARGV[5]  number of alerts N, then N groups of 8 fields:
+--          fingerprint, group hash, group key, status (firing|resolved), severity (SEV1..SEV4),
+--          team, rule, alert JSON (stored as the incident's member record)
+-- Returns  2N values: per alert an outcome (opened|added|reopened|duplicate|resolved|
+--          all_resolved|ignored) and the incident id ('' when none).
+-- Appends  one entry to {p}:events per incident touched: incident=<id>, at=<now>,
+--          events=<JSON list of {k=kind, fp=fingerprint, sev=severity, from=severity}>.
+
+local p = ARGV[1]
+local now = tonumber(ARGV[2])
+local flap_window = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+local count = tonumber(ARGV[5])
+
+local out = {}
+local touched = {}
+local order = {}
+
+local function emit(incident, event)
+  if touched[incident] == nil then
+    touched[incident] = {}
+    order[#order + 1] = incident
+  end
+  local list = touched[incident]
+  list[#list + 1] = event
+end
+
+local function rank(severity)
+  return tonumber(string.sub(severity, 4))
+end
+
+local function is_open(state)
+  return state == 'triggered' or state == 'acknowledged'
+end
+
+local function firing(fp, gh, gk, severity, team, rule, blob, akey)
+  local gkey = p .. ':group:' .. gh
+  local incident = redis.call('GET', gkey)
+  local ikey, state
+  if incident then
+    ikey = p .. ':incident:' .. incident
+    state = redis.call('HGET', ikey, 'state')
+  end
+  local outcome
+  if incident and is_open(state) then
+    outcome = 'added'
+  elseif incident and state == 'mitigated'
+      and now - tonumber(redis.call('HGET', ikey, 'mitigated_at') or 0) <= flap_window then
+    outcome = 'reopened'
+    redis.call('HSET', ikey, 'state', 'triggered', 'updated_at', now)
+    redis.call('HINCRBY', ikey, 'reopen_count', 1)
+    redis.call('HDEL', ikey, 'mitigated_at')
+  else
+    outcome = 'opened'
+    incident = 'INC-' .. redis.call('INCR', p .. ':seq')
+    ikey = p .. ':incident:' .. incident
+    redis.call('HSET', ikey, 'id', incident, 'group_key', gk, 'group_hash', gh, 'rule', rule,
+      'team', team, 'severity', severity, 'state', 'triggered', 'opened_at', now,
+      'updated_at', now, 'reopen_count', 0)
+    redis.call('SET', gkey, incident)
+    redis.call('ZADD', p .. ':incidents', now, incident)
+  end
+  redis.call('SADD', ikey .. ':firing', fp)
+  redis.call('HSET', ikey .. ':alerts', fp, blob)
+  redis.call('HSET', akey, 's', 'firing', 'i', incident)
+  if outcome ~= 'opened' then
+    local current = redis.call('HGET', ikey, 'severity')
+    if rank(severity) < rank(current) then
+      redis.call('HSET', ikey, 'severity', severity, 'updated_at', now)
+      emit(incident, {k = 'severity_raised', fp = fp, sev = severity, from = current})
+    end
+  end
+  emit(incident, {k = outcome, fp = fp, sev = severity})
+  return outcome, incident
+end
+
+local function resolved(fp, incident, blob, akey)
+  local ikey = p .. ':incident:' .. incident
+  redis.call('HSET', akey, 's', 'resolved')
+  redis.call('SREM', ikey .. ':firing', fp)
+  redis.call('HSET', ikey .. ':alerts', fp, blob)
+  emit(incident, {k = 'resolved', fp = fp})
+  if redis.call('SCARD', ikey .. ':firing') == 0 and is_open(redis.call('HGET', ikey, 'state')) then
+    redis.call('HSET', ikey, 'state', 'mitigated', 'mitigated_at', now, 'updated_at', now)
+    emit(incident, {k = 'all_resolved'})
+    return 'all_resolved'
+  end
+  return 'resolved'
+end
+
+for i = 0, count - 1 do
+  local b = 5 + i * 8
+  local fp, gh, gk = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local status, severity, team, rule, blob = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
+  local akey = p .. ':alert:' .. gh .. ':' .. fp
+  local previous = redis.call('HMGET', akey, 's', 'i')
+  local prev_status, prev_incident = previous[1], previous[2]
+  local outcome, incident
+  if status == 'firing' then
+    if prev_status == 'firing' then
+      outcome, incident = 'duplicate', prev_incident
+    else
+      outcome, incident = firing(fp, gh, gk, severity, team, rule, blob, akey)
+    end
+  elseif prev_status == 'firing' then
+    incident = prev_incident
+    outcome = resolved(fp, incident, blob, akey)
+  else
+    -- A resolve we never saw fire (sent before we started, or already resolved): nothing to do.
+    outcome, incident = (prev_status and 'duplicate' or 'ignored'), prev_incident
+  end
+  if prev_status or outcome ~= 'ignored' then
+    redis.call('EXPIRE', akey, ttl)
+  end
+  out[#out + 1] = outcome
+  out[#out + 1] = incident or ''
+end
+
+for _, incident in ipairs(order) do
+  redis.call('XADD', p .. ':events', '*', 'incident', incident, 'at', now,
+    'events', cjson.encode(touched[incident]))
+end
+
+return out

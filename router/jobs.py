@@ -1,0 +1,207 @@
+"""Everything that touches rq: the event pump, the job functions, and the worker process.
+
+The receiver never creates jobs (an rq enqueue costs a millisecond or two of CPU, which would cap
+the receiver far below Alertmanager's rate). It appends one entry per touched incident to the
+`{p}:events` stream inside the ingest script; the pump in each worker process reads that stream
+through a consumer group, turns each entry into an rq job with a deterministic id, then
+acknowledges and deletes the entry. Entries a dead worker had read but not acknowledged are
+claimed again after `CLAIM_IDLE_MS`; deterministic job ids make that harmless.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+from redis import Redis
+from redis.exceptions import RedisError, ResponseError
+from rq import Queue, Retry, SimpleWorker
+from rq.exceptions import DuplicateJobError
+
+from router import events, paging
+from router.context import WorkerContext, build_channels
+from router.incidents import IncidentStore
+from router.keys import EVENTS_GROUP, Keys
+from router.ruleset import Ruleset
+from router.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+CLAIM_IDLE_MS = 30_000
+_BATCH = 100
+# A failed job (Redis blip, bug) is retried on this schedule before it is left failed.
+_JOB_RETRY = Retry(max=5, interval=[1, 5, 15, 60, 300])
+_RESULT_TTL = 3600
+
+_context: WorkerContext | None = None
+
+
+def install(context: WorkerContext) -> None:
+    """Make `context` the one the job functions use in this process."""
+    global _context
+    _context = context
+
+
+def current() -> WorkerContext:
+    if _context is None:
+        raise RuntimeError("no worker context installed; jobs run inside `sevrouter worker`")
+    return _context
+
+
+# --- job functions (module-level so rq can import them by name) ---------------------------
+
+
+def process_events(incident_id: str, entry_id: str, at_ms: int, events_json: str) -> None:
+    at = datetime.fromtimestamp(at_ms / 1000, UTC)
+    events.apply_events(current(), incident_id, entry_id, at, events.decode_events(events_json))
+
+
+def deliver_page(page_key: str) -> str | None:
+    outcome = paging.deliver(current(), page_key)
+    return outcome.value if outcome else None
+
+
+_JOBS: dict[str, Callable[..., Any]] = {
+    paging.DELIVER_JOB: deliver_page,
+}
+
+
+# --- queueing ------------------------------------------------------------------------------
+
+
+def make_scheduler(queue: Queue) -> Callable[[float, str, tuple[Any, ...], str], None]:
+    def schedule(delay: float, job: str, args: tuple[Any, ...], job_id: str) -> None:
+        function = _JOBS[job]
+        options: dict[str, Any] = {
+            "job_id": job_id,
+            "unique": True,
+            "result_ttl": _RESULT_TTL,
+            "retry": _JOB_RETRY,
+        }
+        try:
+            if delay <= 0:
+                queue.enqueue(function, *args, **options)
+            else:
+                queue.enqueue_in(timedelta(seconds=delay), function, *args, **options)
+        except DuplicateJobError:
+            pass  # already queued or done: that is the point of the deterministic id
+
+    return schedule
+
+
+def queue_depth(redis: Redis, keys: Keys, queue_name: str) -> Callable[[], dict[str, int]]:
+    def depth() -> dict[str, int]:
+        queue = Queue(queue_name, connection=redis)
+        return {"events": int(redis.xlen(keys.events)), "jobs": queue.count}
+
+    return depth
+
+
+class Pump:
+    """Moves webhook events from the Redis stream into rq jobs."""
+
+    def __init__(self, redis: Redis, keys: Keys, queue: Queue, consumer: str) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._queue = queue
+        self._consumer = consumer
+
+    def ensure_group(self) -> None:
+        try:
+            self._redis.xgroup_create(self._keys.events, EVENTS_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def run_once(self, block_ms: int = 1000) -> int:
+        """Move one batch: re-claimed stale entries first, then new ones. Returns entries moved."""
+        _, claimed, _ = self._redis.xautoclaim(
+            self._keys.events, EVENTS_GROUP, self._consumer, CLAIM_IDLE_MS, "0-0", count=_BATCH
+        )
+        entries = list(claimed)
+        if not entries:
+            reply = self._redis.xreadgroup(
+                EVENTS_GROUP, self._consumer, {self._keys.events: ">"}, count=_BATCH, block=block_ms
+            )
+            entries = [entry for _, stream_entries in reply for entry in stream_entries]
+        for entry_id, fields in entries:
+            self._enqueue(entry_id.decode(), fields)
+        if entries:
+            ids = [entry_id for entry_id, _ in entries]
+            pipe = self._redis.pipeline()
+            pipe.xack(self._keys.events, EVENTS_GROUP, *ids)
+            pipe.xdel(self._keys.events, *ids)
+            pipe.execute()
+        return len(entries)
+
+    def _enqueue(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        try:
+            self._queue.enqueue(
+                process_events,
+                fields[b"incident"].decode(),
+                entry_id,
+                int(fields[b"at"]),
+                fields[b"events"].decode(),
+                job_id="events-" + entry_id.replace("-", "_"),
+                unique=True,
+                result_ttl=_RESULT_TTL,
+                retry=_JOB_RETRY,
+            )
+        except DuplicateJobError:
+            pass
+
+    def run(self, stop: threading.Event) -> None:
+        self.ensure_group()
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except RedisError as exc:
+                log.warning("pump_redis_error", error=type(exc).__name__)
+                stop.wait(1.0)
+
+
+def build_context(
+    settings: Settings, ruleset: Ruleset, redis: Redis, queue: Queue
+) -> WorkerContext:
+    keys = Keys(settings.key_prefix)
+    http = httpx.Client(follow_redirects=False, headers={"User-Agent": "sevrouter"})
+    return WorkerContext(
+        settings=settings,
+        ruleset=ruleset,
+        redis=redis,
+        keys=keys,
+        store=IncidentStore(redis, keys),
+        channels=build_channels(ruleset, http),
+        schedule=make_scheduler(queue),
+    )
+
+
+def run_worker(settings: Settings, ruleset: Ruleset, *, burst: bool = False) -> None:
+    """The worker process: the pump thread, an rq worker, and rq's scheduler.
+
+    SIGTERM/SIGINT stop it warmly: rq finishes the job in hand, then the pump stops.
+    """
+    redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+    queue = Queue(settings.queue_name, connection=redis)
+    context = build_context(settings, ruleset, redis, queue)
+    install(context)
+    consumer = f"{socket.gethostname()}-{threading.get_native_id()}"
+    pump = Pump(redis, context.keys, queue, consumer)
+    stop = threading.Event()
+    thread = threading.Thread(target=pump.run, args=(stop,), name="event-pump", daemon=True)
+    thread.start()
+    # SimpleWorker runs jobs in this process instead of forking one per job: jobs are short,
+    # our own code, and share the HTTP connection pool; forking would add ~10 ms to each page.
+    worker = SimpleWorker([queue], connection=redis)
+    log.info("worker_started", queue=settings.queue_name, consumer=consumer)
+    try:
+        worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        log.info("worker_stopped")

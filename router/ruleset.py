@@ -1,0 +1,319 @@
+"""The compiled rule set and `evaluate`: which severity, team and group an alert belongs to.
+
+A `Ruleset` is built completely from a validated `RuleConfig` (matchers parsed, templates
+compiled, secrets resolved) before anything uses it, so a reload either yields a whole new
+`Ruleset` or a `ConfigError` and the old one keeps running. `evaluate` is pure: same alert, same
+rules, same decisions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from router.alert import Alert
+from router.errors import ConfigError
+from router.matchers import Matcher, MatcherError, parse_matchers
+from router.rulefile import (
+    Channel,
+    Integration,
+    RuleConfig,
+    SecretRef,
+    SeverityPolicy,
+    Team,
+    load_rules,
+)
+from router.secrets import Secret
+from router.severity import Severity
+from router.templates import TemplateError, compile_template, render
+
+# `group_by: ['...']` groups by every label, i.e. each distinct alert is its own incident.
+GROUP_BY_ALL = "..."
+DEFAULT_RULE = "default"
+DEFAULT_TITLE = (
+    "{{ labels.alertname }}{% if labels.namespace %} in {{ labels.namespace }}{% endif %}"
+)
+DEFAULT_SUMMARY = "{{ annotations.summary or annotations.description or annotations.message }}"
+# Decisions depend only on labels, and Alertmanager re-sends the same label sets every few
+# minutes, so caching by fingerprint makes repeated webhooks cheap. Bounded; cleared when full.
+_CACHE_LIMIT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the rules say for one alert: where it goes and what it is grouped with."""
+
+    rule: str
+    severity: Severity
+    team: str
+    group_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class TraceStep:
+    rule: str
+    matched: bool
+    reasons: tuple[str, ...]
+    outcome: str  # "routed", "routed, continue", "dropped", "no match", "not reached"
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    decisions: tuple[Decision, ...]
+    dropped_by: str | None = None
+    trace: tuple[TraceStep, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    name: str
+    file: str
+    matchers: tuple[Matcher, ...]
+    severity: Severity
+    team: str
+    group_by: tuple[str, ...]
+    title: jinja2.Template
+    summary: jinja2.Template
+    runbook: jinja2.Template | None
+    drop: bool
+    continue_: bool
+
+    def group_key(self, labels: Mapping[str, str]) -> str:
+        names = sorted(labels) if self.group_by == (GROUP_BY_ALL,) else self.group_by
+        inner = ",".join(f"{name}={json.dumps(labels.get(name, ''))}" for name in names)
+        return f"{self.name}:{{{inner}}}"
+
+
+@dataclass(slots=True)
+class Ruleset:
+    config: RuleConfig
+    rules: tuple[CompiledRule, ...]
+    default_rule: CompiledRule
+    secrets: Mapping[str, Secret]
+    _cache: dict[str, Evaluation] = field(default_factory=dict, repr=False)
+
+    @property
+    def integrations(self) -> dict[str, Integration]:
+        return {i.name: i for i in self.config.integrations}
+
+    def integration(self, name: str) -> Integration | None:
+        for integration in self.config.integrations:
+            if integration.name == name:
+                return integration
+        return None
+
+    def team(self, name: str) -> Team | None:
+        return next((t for t in self.config.teams if t.name == name), None)
+
+    def channel(self, name: str) -> Channel | None:
+        return next((c for c in self.config.channels if c.name == name), None)
+
+    def policy(self, severity: Severity) -> SeverityPolicy:
+        return self.config.severities[severity]
+
+    def secret(self, ref: SecretRef) -> Secret:
+        """The resolved value of a secret reference from this rule set."""
+        return self.secrets[_ref_key(ref)]
+
+    def rule(self, name: str) -> CompiledRule:
+        """The rule called `name`; the default rule when it no longer exists (after a reload)."""
+        return next((r for r in self.rules if r.name == name), self.default_rule)
+
+    def evaluate(self, alert: Alert) -> Evaluation:
+        """The decisions for `alert` (several when rules `continue`, none when dropped)."""
+        cached = self._cache.get(alert.fingerprint)
+        if cached is not None:
+            return cached
+        evaluation = self._evaluate(alert.labels, trace=False)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[alert.fingerprint] = evaluation
+        return evaluation
+
+    def explain(self, labels: Mapping[str, str]) -> Evaluation:
+        """Like `evaluate`, with the trace of every rule tried and why it matched or not."""
+        return self._evaluate(labels, trace=True)
+
+    def _evaluate(self, labels: Mapping[str, str], *, trace: bool) -> Evaluation:
+        decisions: list[Decision] = []
+        steps: list[TraceStep] = []
+        for index, rule in enumerate(self.rules):
+            matched = all(m.matches(labels) for m in rule.matchers)
+            if trace:
+                reasons = tuple(m.explain(labels) for m in rule.matchers) or (
+                    "matches every alert",
+                )
+            if not matched:
+                if trace:
+                    steps.append(TraceStep(rule.name, False, reasons, "no match"))
+                continue
+            if rule.drop:
+                if trace:
+                    steps.append(TraceStep(rule.name, True, reasons, "dropped"))
+                    steps.extend(_not_reached(self.rules[index + 1 :]))
+                return Evaluation((), dropped_by=rule.name, trace=tuple(steps))
+            decisions.append(_decide(rule, labels))
+            if trace:
+                outcome = "routed, continue" if rule.continue_ else "routed"
+                steps.append(TraceStep(rule.name, True, reasons, outcome))
+            if not rule.continue_:
+                if trace:
+                    steps.extend(_not_reached(self.rules[index + 1 :]))
+                break
+        if not decisions:
+            decisions.append(_decide(self.default_rule, labels))
+            if trace:
+                steps.append(TraceStep(DEFAULT_RULE, True, ("no rule matched",), "routed"))
+        return Evaluation(tuple(decisions), trace=tuple(steps))
+
+    def render_title(self, decision: Decision, alert: Alert) -> str:
+        rule = self.rule(decision.rule)
+        return render(rule.title, template_context(decision, alert)) or decision.rule
+
+    def render_summary(self, decision: Decision, alert: Alert) -> str:
+        return render(self.rule(decision.rule).summary, template_context(decision, alert))
+
+    def render_runbook(self, decision: Decision, alert: Alert) -> str:
+        runbook = self.rule(decision.rule).runbook
+        return render(runbook, template_context(decision, alert)) if runbook else ""
+
+
+def template_context(decision: Decision, alert: Alert) -> dict[str, Any]:
+    return {
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "status": alert.status.value,
+        "starts_at": alert.starts_at,
+        "severity": decision.severity.value,
+        "team": decision.team,
+        "rule": decision.rule,
+        "values": dict(alert.values or {}),
+    }
+
+
+def _decide(rule: CompiledRule, labels: Mapping[str, str]) -> Decision:
+    return Decision(rule.name, rule.severity, rule.team, rule.group_key(labels))
+
+
+def _not_reached(rules: tuple[CompiledRule, ...]) -> list[TraceStep]:
+    return [TraceStep(r.name, False, (), "not reached") for r in rules]
+
+
+def load_ruleset(
+    path: Path, environ: Mapping[str, str], *, resolve_secrets: bool = True
+) -> Ruleset:
+    """Load, validate and compile the rules under `path`; ConfigError lists every problem."""
+    return compile_ruleset(load_rules(path), environ, resolve_secrets=resolve_secrets)
+
+
+def compile_ruleset(
+    config: RuleConfig, environ: Mapping[str, str], *, resolve_secrets: bool = True
+) -> Ruleset:
+    problems: list[str] = []
+    compiled = [_compile_rule(rule, config, problems) for rule in config.rules]
+    default_team = config.defaults.team or (config.teams[0].name if config.teams else "")
+    default_rule = CompiledRule(
+        name=DEFAULT_RULE,
+        file="(defaults)",
+        matchers=(),
+        severity=config.defaults.severity,
+        team=default_team,
+        group_by=tuple(config.defaults.group_by),
+        title=compile_template(DEFAULT_TITLE),
+        summary=compile_template(DEFAULT_SUMMARY),
+        runbook=None,
+        drop=False,
+        continue_=False,
+    )
+    if not default_team:
+        problems.append("defaults.team: set it, or define a team, for alerts no rule matches")
+    secrets = _resolve_secrets(config, environ, problems) if resolve_secrets else {}
+    if problems:
+        raise ConfigError(problems)
+    return Ruleset(config, tuple(c for c in compiled if c is not None), default_rule, secrets)
+
+
+def _compile_rule(rule: Any, config: RuleConfig, problems: list[str]) -> CompiledRule | None:
+    where = f"{config.rule_files.get(rule.name, '?')}: rules[{rule.name}]"
+    matchers: list[Matcher] = []
+    for index, text in enumerate(rule.match):
+        try:
+            matchers.extend(parse_matchers(text))
+        except MatcherError as exc:
+            problems.append(f"{where}.match[{index}]: {exc} (got {text!r})")
+    templates: dict[str, jinja2.Template | None] = {}
+    for name, source, fallback in (
+        ("title", rule.title, DEFAULT_TITLE),
+        ("summary", rule.summary, DEFAULT_SUMMARY),
+        ("runbook", rule.runbook, None),
+    ):
+        text = source if source is not None else fallback
+        try:
+            templates[name] = compile_template(text) if text is not None else None
+        except TemplateError as exc:
+            problems.append(f"{where}.{name}: {exc}")
+            templates[name] = None
+    if templates["title"] is None or templates["summary"] is None:
+        return None
+    return CompiledRule(
+        name=rule.name,
+        file=config.rule_files.get(rule.name, ""),
+        matchers=tuple(matchers),
+        severity=rule.severity or config.defaults.severity,
+        team=rule.team or config.defaults.team or "",
+        group_by=tuple(rule.group_by if rule.group_by is not None else config.defaults.group_by),
+        title=templates["title"],
+        summary=templates["summary"],
+        runbook=templates["runbook"],
+        drop=rule.drop,
+        continue_=rule.continue_,
+    )
+
+
+def _secret_refs(config: RuleConfig) -> list[tuple[str, SecretRef]]:
+    refs: list[tuple[str, SecretRef]] = []
+    for integration in config.integrations:
+        auth, where = integration.auth, f"integrations[{integration.name}].auth"
+        if auth.bearer:
+            refs.append((f"{where}.bearer", auth.bearer))
+        if auth.basic:
+            refs.append((f"{where}.basic.password", auth.basic.password))
+        if auth.hmac:
+            refs.append((f"{where}.hmac.secret", auth.hmac.secret))
+    for channel in config.channels:
+        for attribute in ("url", "signing_secret"):
+            ref = getattr(channel, attribute)
+            if ref is not None:
+                refs.append((f"channels[{channel.name}].{attribute}", ref))
+    return refs
+
+
+def _resolve_secrets(
+    config: RuleConfig, environ: Mapping[str, str], problems: list[str]
+) -> dict[str, Secret]:
+    resolved: dict[str, Secret] = {}
+    for where, ref in _secret_refs(config):
+        value: str | None
+        if ref.env is not None:
+            value = environ.get(ref.env)
+        else:
+            assert ref.file is not None  # guaranteed by SecretRef's validator
+            try:
+                value = Path(ref.file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                problems.append(f"{where}: cannot read {ref.describe()}: {exc.strerror}")
+                continue
+        if not value:
+            problems.append(f"{where}: {ref.describe()} is not set or empty")
+            continue
+        resolved[_ref_key(ref)] = Secret(value)
+    return resolved
+
+
+def _ref_key(ref: SecretRef) -> str:
+    return f"env:{ref.env}" if ref.env is not None else f"file:{ref.file}"

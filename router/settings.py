@@ -1,0 +1,61 @@
+"""Process settings, read once from the environment at start-up.
+
+Everything that is about *routing* (integrations, severities, teams, rules) lives in `rules/`;
+this module holds only what a process needs to start: where Redis is, where the rules are, how to
+log. No other module reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PORT = 9095
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    rules_path: Path = Path("rules")
+    # Every Redis key starts with this, so one Redis can serve several installations.
+    key_prefix: str = "sevrouter"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    log_level: str = "info"
+    log_format: str = "json"
+    # The URL responders and senders reach us at; used in printed instructions and links.
+    public_url: str = ""
+    queue_name: str = "sevrouter"
+    # The environment handed to rule files for `{env: NAME}` secret references.
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        defaults = cls()
+        return cls(
+            redis_url=env.get("REDIS_URL", defaults.redis_url),
+            rules_path=Path(env.get("SEVROUTER_RULES", str(defaults.rules_path))),
+            key_prefix=env.get("SEVROUTER_KEY_PREFIX", defaults.key_prefix),
+            max_body_bytes=_positive_int(env, "SEVROUTER_MAX_BODY_BYTES", defaults.max_body_bytes),
+            log_level=env.get("SEVROUTER_LOG_LEVEL", defaults.log_level).lower(),
+            log_format=env.get("SEVROUTER_LOG_FORMAT", defaults.log_format).lower(),
+            public_url=env.get("SEVROUTER_PUBLIC_URL", ""),
+            queue_name=env.get("SEVROUTER_QUEUE", defaults.queue_name),
+            environ=env,
+        )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of bytes, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value

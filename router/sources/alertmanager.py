@@ -1,0 +1,80 @@
+"""Prometheus Alertmanager webhook (`version: "4"`) -> `Alert`s.
+
+Also the format of Mimir/Cortex and of Grafana's "Alertmanager-compatible" webhook. Spec:
+shared/FORMATS.md section 1. Only the fields an `Alert` needs are modelled; the group-level maps
+(`groupLabels`, `commonLabels`, ...) are ignored, so `null` there is accepted for free.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from router.alert import Alert, Links, Source, fingerprint
+from router.errors import PayloadError
+from router.sources._common import clean_map, is_test_group_key, lifecycle, within
+from router.sources._wire import WireAlert, WireModel, load, quote
+
+
+class _Message(WireModel):
+    # Declared first so that, in a body that is wrong everywhere, the version is what we report.
+    version: str
+    group_key: str = Field("", alias="groupKey")
+    alerts: list[WireAlert]
+
+    @field_validator("version")
+    @classmethod
+    def _only_v4(cls, version: str) -> str:
+        if version != "4":
+            # Alertmanager hard-codes "4"; anything else is a `webhook_config.payload` template
+            # (v0.32+) or another product, which we do not guess at (FORMATS.md 1.4.7).
+            raise PydanticCustomError(
+                "unsupported_version",
+                "unsupported version {version}: expected '4' "
+                "(custom payload templates are not supported)",
+                {"version": quote(version)},
+            )
+        return version
+
+
+def parse(body: bytes, *, integration: str, now: datetime) -> list[Alert]:
+    """Every alert of an Alertmanager notification, in the order sent."""
+    message = load(_Message, body)
+    is_test = is_test_group_key(message.group_key)
+    # Alerts of one rule share a generatorURL, and `Links` is frozen: build each once per body
+    # (a dataclass is a measurable share of the per-alert budget).
+    links: dict[str, Links] = {}
+    alerts = []
+    for index, wire in enumerate(message.alerts):
+        link = links.get(wire.generator_url)
+        if link is None:
+            link = links[wire.generator_url] = Links(generator=wire.generator_url)
+        try:
+            alerts.append(_alert(wire, link, integration=integration, now=now, is_test=is_test))
+        except PayloadError as exc:
+            raise within(exc, f"alerts.{index}") from None
+    return alerts
+
+
+def _alert(
+    wire: WireAlert, links: Links, *, integration: str, now: datetime, is_test: bool
+) -> Alert:
+    labels = clean_map(wire.labels, "labels", "label")
+    if not labels:
+        raise PayloadError("alert has no labels", "labels")
+    status, starts_at, ends_at = lifecycle(wire.status, wire.starts_at, wire.ends_at, now)
+    return Alert(
+        source=Source.ALERTMANAGER,
+        integration=integration,
+        status=status,
+        labels=labels,
+        annotations=clean_map(wire.annotations, "annotations", "annotation"),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        fingerprint=fingerprint(labels),
+        upstream_fingerprint=wire.fingerprint,
+        links=links,
+        is_test=is_test,
+    )
