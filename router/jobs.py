@@ -118,8 +118,11 @@ class Pump:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def run_once(self, block_ms: int = 1000) -> int:
-        """Move one batch: re-claimed stale entries first, then new ones. Returns entries moved."""
+    def run_once(self, block_ms: int | None = 1000) -> int:
+        """Move one batch: re-claimed stale entries first, then new ones. Returns entries moved.
+
+        `block_ms` is how long to wait for new entries; None returns at once.
+        """
         _, claimed, _ = self._redis.xautoclaim(
             self._keys.events, EVENTS_GROUP, self._consumer, CLAIM_IDLE_MS, "0-0", count=_BATCH
         )

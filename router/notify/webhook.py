@@ -53,6 +53,9 @@ class WebhookChannel:
     `client` is shared by the worker process (connection pooling); redirects are never followed
     whatever the client's setting. `timeout` bounds each phase (connect, write, each read) in
     seconds. An unusable URL or timeout raises `ConfigError` here, not at send time.
+
+    httpx itself logs every request's full URL at INFO on the `httpx` logger: keep that logger
+    at WARNING wherever logging is configured.
     """
 
     kind: Final = "webhook"
@@ -85,6 +88,7 @@ class WebhookChannel:
         HTTP-date Retry-After. Raises `TypeError`/`ValueError` only for a payload that is not
         JSON (a bug upstream, not a delivery failure).
         """
+        timestamp = _unix_seconds(now)  # also refuses a naive `now` before anything is sent
         body = encode_message(message)
         headers = {
             "Content-Type": "application/json",
@@ -93,7 +97,6 @@ class WebhookChannel:
             IDEMPOTENCY_HEADER: message.idempotency_key,
         }
         if self._signing_secret is not None:
-            timestamp = _unix_seconds(now)
             headers[TIMESTAMP_HEADER] = str(timestamp)
             headers[SIGNATURE_HEADER] = sign(self._signing_secret, timestamp, body)
         try:

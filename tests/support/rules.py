@@ -1,0 +1,114 @@
+"""Rule sets for tests, written to a temporary directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+TOKEN = "test-webhook-token"
+HMAC_SECRET = "my-hmac-secret"
+
+
+def write_rules(directory: Path, *, page_url_env: str = "TEST_PAGE_URL") -> Path:
+    """A rule set paging a webhook channel (URL from `page_url_env`) for SEV1/SEV2."""
+    directory.mkdir(parents=True, exist_ok=True)
+    documents = {
+        "integrations.yaml": {
+            "integrations": [
+                {
+                    "name": "alertmanager",
+                    "type": "alertmanager",
+                    "auth": {"bearer": {"env": "TEST_WEBHOOK_TOKEN"}},
+                },
+                {
+                    "name": "grafana",
+                    "type": "grafana",
+                    "auth": {
+                        "hmac": {
+                            "secret": {"env": "TEST_HMAC_SECRET"},
+                            "timestamp_header": "X-Grafana-Alerting-Timestamp",
+                        }
+                    },
+                },
+                {
+                    "name": "basic",
+                    "type": "alertmanager",
+                    "auth": {
+                        "basic": {"username": "am", "password": {"env": "TEST_WEBHOOK_TOKEN"}}
+                    },
+                },
+                {"name": "open", "type": "grafana", "auth": {"none": True}},
+            ]
+        },
+        "severities.yaml": {
+            "severities": {
+                "SEV1": {"response_time": "0s", "update_every": "15m", "paging": "page"},
+                "SEV2": {"response_time": "15m", "update_every": "30m", "paging": "page"},
+                "SEV3": {"response_time": "1h", "update_every": "1h", "paging": "notify_then_page"},
+                "SEV4": {"response_time": "next_business_day", "paging": "notify_business_hours"},
+            },
+            "incidents": {"flap_window": "30m", "retention": "7d"},
+        },
+        "teams.yaml": {
+            "channels": [
+                {
+                    "name": "pager",
+                    "type": "webhook",
+                    "url": {"env": page_url_env},
+                    "signing_secret": {"env": "TEST_HMAC_SECRET"},
+                    "timeout": "2s",
+                },
+                {"name": "team-log", "type": "log"},
+            ],
+            "teams": [
+                {
+                    "name": "platform",
+                    "channel": "team-log",
+                    "escalation": [{"notify": ["pager"], "wait": "5m"}],
+                },
+                {
+                    "name": "db",
+                    "channel": "team-log",
+                    "escalation": [{"notify": ["pager"], "wait": "5m"}],
+                },
+            ],
+        },
+        "routing.yaml": {
+            "defaults": {
+                "team": "platform",
+                "severity": "SEV3",
+                "group_by": ["alertname", "cluster"],
+            },
+            "rules": [
+                {"name": "heartbeat", "match": 'alertname="Watchdog"', "drop": True},
+                {
+                    "name": "database",
+                    "match": ['team="db"'],
+                    "team": "db",
+                    "severity": "SEV2",
+                    "group_by": ["alertname"],
+                    "continue": False,
+                },
+                {
+                    "name": "outage",
+                    "match": 'severity="page"',
+                    "severity": "SEV1",
+                    "title": "{{ labels.alertname }} outage",
+                },
+                {"name": "critical", "match": 'severity="critical"', "severity": "SEV2"},
+                {"name": "warning", "match": 'severity="warning"', "severity": "SEV3"},
+            ],
+        },
+    }
+    for name, document in documents.items():
+        (directory / name).write_text(yaml.safe_dump(document, sort_keys=False))
+    return directory
+
+
+def rules_env(page_url: str) -> dict[str, str]:
+    return {
+        "TEST_WEBHOOK_TOKEN": TOKEN,
+        "TEST_HMAC_SECRET": HMAC_SECRET,
+        "TEST_PAGE_URL": page_url,
+    }

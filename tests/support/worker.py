@@ -1,0 +1,81 @@
+"""A real rq worker run in the test process, with the clock under the test's control.
+
+`drain` does what `sevrouter worker` does in a loop (pump the events stream into rq jobs, run
+them with rq's SimpleWorker), until nothing is left. `advance` moves the test clock and releases
+the scheduled jobs that are due by then, as rq's scheduler would when that time came.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from redis import Redis
+from rq import Queue, SimpleWorker
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+
+from router.context import WorkerContext
+from router.jobs import Pump, build_context, install
+from router.ruleset import Ruleset
+from router.settings import Settings
+
+
+@dataclass
+class Clock:
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class TestWorker:
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    context: WorkerContext
+    queue: Queue
+    pump: Pump
+    clock: Clock
+    redis: Redis
+
+    def drain(self, rounds: int = 50) -> int:
+        """Run everything runnable now; returns how many jobs ran."""
+        ran = 0
+        for _ in range(rounds):
+            moved = self.pump.run_once(block_ms=None)
+            count = self.queue.count
+            if not moved and not count:
+                return ran
+            if count:
+                SimpleWorker([self.queue], connection=self.redis).work(
+                    burst=True, logging_level="ERROR", with_scheduler=False
+                )
+                ran += count
+        raise AssertionError("work kept arriving after many rounds")
+
+    def advance(self, delta: timedelta) -> int:
+        """Move the clock forward, release the scheduled jobs due by then, and drain."""
+        self.clock.now += delta
+        registry = ScheduledJobRegistry(queue=self.queue)
+        # rq schedules by the wall clock; jobs due within `delta` of it are due for the test.
+        due = registry.get_jobs_to_schedule(int((datetime.now(UTC) + delta).timestamp()))
+        for job_id in due:
+            job = Job.fetch(job_id, connection=self.redis)
+            registry.remove(job)
+            self.queue.enqueue_job(job)
+        return self.drain()
+
+    def scheduled(self) -> list[str]:
+        return list(ScheduledJobRegistry(queue=self.queue).get_job_ids())
+
+
+def start_worker(settings: Settings, ruleset: Ruleset, redis: Redis) -> TestWorker:
+    queue = Queue(settings.queue_name, connection=redis)
+    context = build_context(settings, ruleset, redis, queue)
+    clock = Clock()
+    context.clock = clock
+    install(context)
+    pump = Pump(redis, context.keys, queue, "test-consumer")
+    pump.ensure_group()
+    return TestWorker(context, queue, pump, clock, redis)
