@@ -156,11 +156,28 @@ class Defaults(Strict):
     group_by: list[str] = Field(default_factory=lambda: ["alertname"])
 
 
+class SeverityFromLabel(Strict):
+    """Severity read from a label, e.g. kube-prometheus `severity: critical` -> SEV2.
+
+    Values are compared case-insensitively (Grafana users type `Critical`, `HIGH`); a missing
+    label or an unlisted value falls back to the rule's `severity`, then to the defaults.
+    """
+
+    label: str
+    values: dict[str, Severity] = Field(min_length=1)
+
+    @field_validator("values")
+    @classmethod
+    def _lowercase(cls, values: dict[str, Severity]) -> dict[str, Severity]:
+        return {key.lower(): severity for key, severity in values.items()}
+
+
 class Rule(Strict):
     name: Name
     # Matcher strings in Alertmanager syntax, all of which must match; empty matches every alert.
     match: list[str] = Field(default_factory=list)
     severity: Severity | None = None
+    severity_from_label: SeverityFromLabel | None = None
     team: Name | None = None
     group_by: list[str] | None = None
     title: str | None = None
@@ -176,7 +193,15 @@ class Rule(Strict):
 
     @model_validator(mode="after")
     def _drop_is_alone(self) -> Rule:
-        routed = [self.severity, self.team, self.group_by, self.title, self.summary, self.runbook]
+        routed = [
+            self.severity,
+            self.severity_from_label,
+            self.team,
+            self.group_by,
+            self.title,
+            self.summary,
+            self.runbook,
+        ]
         if self.drop and (any(v is not None for v in routed) or self.continue_):
             raise ValueError("a drop rule only has name and match")
         return self
@@ -340,13 +365,17 @@ def _reference_problems(config: RuleConfig) -> list[str]:
         if team_name not in teams:
             problems.append(f"{where}.team: unknown team {team_name!r}")
             continue
-        severity = rule.severity or config.defaults.severity
-        if config.severities.get(severity) and config.severities[severity].paging == "page":
-            if not teams[team_name].escalation:
-                problems.append(
-                    f"{where}: routes {severity} alerts to team {team_name!r}, whose escalation "
-                    "pages no channel; a paging severity needs at least one escalation step"
-                )
+        severities = {rule.severity or config.defaults.severity}
+        if rule.severity_from_label is not None:
+            severities |= set(rule.severity_from_label.values.values())
+        paging = sorted(
+            s.value for s in severities if s in config.severities and config.severities[s].paging == "page"
+        )
+        if paging and not teams[team_name].escalation:
+            problems.append(
+                f"{where}: routes {', '.join(paging)} alerts to team {team_name!r}, whose "
+                "escalation pages no channel; a paging severity needs at least one escalation step"
+            )
     return problems
 
 

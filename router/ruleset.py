@@ -75,6 +75,9 @@ class CompiledRule:
     file: str
     matchers: tuple[Matcher, ...]
     severity: Severity
+    # (label, lowercased value -> severity) when the severity comes from a label
+    severity_label: str | None
+    severity_values: Mapping[str, Severity]
     team: str
     group_by: tuple[str, ...]
     title: jinja2.Template
@@ -82,6 +85,12 @@ class CompiledRule:
     runbook: jinja2.Template | None
     drop: bool
     continue_: bool
+
+    def severity_for(self, labels: Mapping[str, str]) -> Severity:
+        if self.severity_label is None:
+            return self.severity
+        value = labels.get(self.severity_label, "").lower()
+        return self.severity_values.get(value, self.severity)
 
     def group_key(self, labels: Mapping[str, str]) -> str:
         names = sorted(labels) if self.group_by == (GROUP_BY_ALL,) else self.group_by
@@ -197,7 +206,7 @@ def template_context(decision: Decision, alert: Alert) -> dict[str, Any]:
 
 
 def _decide(rule: CompiledRule, labels: Mapping[str, str]) -> Decision:
-    return Decision(rule.name, rule.severity, rule.team, rule.group_key(labels))
+    return Decision(rule.name, rule.severity_for(labels), rule.team, rule.group_key(labels))
 
 
 def _not_reached(rules: tuple[CompiledRule, ...]) -> list[TraceStep]:
@@ -222,6 +231,8 @@ def compile_ruleset(
         file="(defaults)",
         matchers=(),
         severity=config.defaults.severity,
+        severity_label=None,
+        severity_values={},
         team=default_team,
         group_by=tuple(config.defaults.group_by),
         title=compile_template(DEFAULT_TITLE),
@@ -265,6 +276,8 @@ def _compile_rule(rule: Any, config: RuleConfig, problems: list[str]) -> Compile
         file=config.rule_files.get(rule.name, ""),
         matchers=tuple(matchers),
         severity=rule.severity or config.defaults.severity,
+        severity_label=rule.severity_from_label.label if rule.severity_from_label else None,
+        severity_values=dict(rule.severity_from_label.values) if rule.severity_from_label else {},
         team=rule.team or config.defaults.team or "",
         group_by=tuple(rule.group_by if rule.group_by is not None else config.defaults.group_by),
         title=templates["title"],

@@ -8,7 +8,6 @@ SIGKILL after a grace period) so no job or request is cut short.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -119,16 +118,26 @@ def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
 def _print_banner(settings: Settings, host: str, port: int) -> None:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
     base = settings.public_url or f"http://{shown}:{port}"
-    token = "set" if os.environ.get("SEVROUTER_WEBHOOK_TOKEN") else "NOT SET"
+    token_file = settings.environ.get("SEVROUTER_TOKEN_FILE", "/path/to/webhook-token")
     print(
         f"""
 sevrouter is running (rules: {settings.rules_path}, redis: {settings.redis_url})
 
-  Alertmanager webhook_config url:  {base}/api/v1/webhooks/alertmanager
-  Grafana webhook contact point:    {base}/api/v1/webhooks/grafana
-  Credentials: Authorization: Bearer $SEVROUTER_WEBHOOK_TOKEN ({token})
+Alertmanager (alertmanager.yml):
+  receivers:
+    - name: sevrouter
+      webhook_configs:
+        - url: {base}/api/v1/webhooks/alertmanager
+          send_resolved: true
+          http_config:
+            authorization:
+              credentials_file: {token_file}
 
-  Incidents:  {base}/api/v1/incidents      Health: {base}/readyz   Metrics: {base}/metrics
+Grafana contact point: type Webhook, URL {base}/api/v1/webhooks/grafana,
+  Authorization header scheme "Bearer", credentials: the token in {token_file}
+
+Incidents: {base}/api/v1/incidents   Ready: {base}/readyz   Metrics: {base}/metrics
+Stop with Ctrl-C (in-flight requests and jobs finish first).
 """,
         flush=True,
     )

@@ -1,0 +1,1 @@
+"""Benchmark harness for sevrouter (`python -m bench.run`). Not part of the installed package."""
