@@ -32,8 +32,22 @@ def _pct(value: float) -> str:
     return "-" if math.isnan(value) else f"{value * 100:.0f}%"
 
 
+def background(run: RunResult | None) -> float:
+    """CPU used on our two cores by anything but the target, the generator and Redis."""
+    if run is None or not run.probe_end:
+        return math.nan
+    total = run.cpu_share("core0") + run.cpu_share("core1")
+    ours = sum(run.cpu_share(k) for k in ("server", "gen", "redis") if k in run.probe_end)
+    return max(0.0, total - ours)
+
+
 def _errors(run: RunResult | None) -> int:
     return 0 if run is None else run.conn_errors + run.unfinished
+
+
+def _max_background(m: Measurement) -> float:
+    values = [v for v in (background(m.saturation), background(m.half)) if not math.isnan(v)]
+    return max(values) if values else math.nan
 
 
 def _find(results: Sequence[Measurement], target: str, size: int, mode: str) -> Measurement | None:
@@ -79,7 +93,7 @@ def render(
     header = (
         f"{'target':<12} {'scenario':<12}|{'req/s':>9} {'alerts/s':>10} {'p50 ms':>7} "
         f"{'p99 ms':>7} |{'½ req/s':>8} {'p50 ms':>7} {'p99 ms':>7} |{'non2xx':>7} "
-        f"{'errors':>6} |{'srv cpu':>7} {'gen cpu':>7}"
+        f"{'errors':>6} |{'srv cpu':>7} {'gen cpu':>7} {'other':>6}"
     )
     out.append(header)
     out.append("-" * len(header))
@@ -108,7 +122,7 @@ def render(
         non2xx = sat.non_2xx + (half.non_2xx if half else 0)
         row += (
             f"{non2xx:>7} {_errors(sat) + _errors(half):>6} |{_pct(sat.cpu_share('server')):>7} "
-            f"{_pct(sat.cpu_share('gen')):>7}"
+            f"{_pct(sat.cpu_share('gen')):>7} {_pct(_max_background(m)):>6}"
         )
         if m.note:
             row += f"  ! {m.note}"
@@ -117,7 +131,8 @@ def render(
     out.append("req/s, alerts/s, p50/p99: closed-loop saturation (alerts/s counts 2xx only).")
     out.append("½ req/s, p50/p99: open loop at half the saturation rate, latency from scheduled")
     out.append("send time. errors: connection failures + requests unanswered within the grace.")
-    out.append("srv/gen cpu: share of one core used by the target / the generator at saturation.")
+    out.append("srv/gen cpu: share of one core used by the target / the generator at saturation;")
+    out.append("other: CPU taken by unrelated processes during either window (noisy if > 15%).")
     out.append("")
     out.extend(_goals(results))
     out.extend(_headroom(results))
@@ -224,6 +239,7 @@ def _run_json(run: RunResult | None, size: int) -> dict[str, Any] | None:
         "conn_errors": run.conn_errors,
         "unfinished": run.unfinished,
         "latency_ms": {f"p{q}": ms(q / 100) for q in (50, 90, 99, 99.9)} | {"max": ms(1.0)},
+        "background_cpu": None if math.isnan(background(run)) else round(background(run), 3),
         "cpu_share": {
             key: round(run.cpu_share(key), 3)
             for key in run.probe_end

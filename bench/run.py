@@ -69,6 +69,16 @@ FRESH_RATE_GUESS = {1: 8000.0, 20: 2000.0}
 FRESH_MIN_BODIES = {1: 4000, 20: 800}  # what the non-parsing targets cycle through
 
 
+QUIET_BUSY = 0.15  # background CPU (share of one core, both cores summed) we call quiet
+QUIET_WAIT_S = 20.0
+
+
+def _busy_both_cores(seconds: float) -> float:
+    before = core_busy_seconds(SERVER_CPU) + core_busy_seconds(CLIENT_CPU)
+    time.sleep(seconds)
+    return (core_busy_seconds(SERVER_CPU) + core_busy_seconds(CLIENT_CPU) - before) / seconds
+
+
 @dataclass
 class Measurement:
     target: str
@@ -191,6 +201,7 @@ class Bench:
         if self.redis is not None:
             self.redis.flush()
         bodies = self._bodies(target, size, mode, self._fresh_need(size, mode))
+        m.extra["background_before"] = round(self._wait_for_quiet(label), 3)
         port = free_port()
         log(f"{label} starting")
         proc = target.start(self.ctx, port)
@@ -252,6 +263,19 @@ class Bench:
         if m.wrapped:
             m.note = (m.note + "; " if m.note else "") + "fresh pool wrapped: some alerts repeated"
         return m
+
+    def _wait_for_quiet(self, label: str) -> float:
+        """Other work on this machine skews every number: wait (bounded) until both cores are
+        nearly idle while nothing of ours runs. Returns the background load last seen."""
+        deadline = time.monotonic() + QUIET_WAIT_S
+        while True:
+            busy = _busy_both_cores(0.3)
+            if busy < QUIET_BUSY or time.monotonic() > deadline:
+                if busy >= QUIET_BUSY:
+                    log(f"{label} machine still busy ({busy:.0%} of a core), measuring anyway")
+                return busy
+            log(f"{label} machine busy ({busy:.0%} of a core), waiting")
+            time.sleep(1.0)
 
     def _probe(self, proc: Proc) -> loadgen.Probe:
         redis = self.redis

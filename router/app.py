@@ -55,8 +55,11 @@ class Services:
     registry: CollectorRegistry
 
 
-def error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+def error(
+    status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """The JSON error body every endpoint uses: {"error": message, ...extra}."""
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
 async def receive_webhook(request: Request) -> Response:

@@ -18,7 +18,12 @@ def serve_app(app: Starlette) -> Iterator[str]:
     """Serve `app`; yields the base URL. Stops the server (gracefully) on exit."""
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, loop="asyncio", log_config=None, access_log=False,
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="asyncio",
+        log_config=None,
+        access_log=False,
         lifespan="on",
     )
     server = uvicorn.Server(config)
