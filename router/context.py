@@ -20,8 +20,9 @@ from router.notify.webhook import WebhookChannel
 from router.ruleset import Ruleset
 from router.settings import Settings
 
-# schedule(delay_seconds, job_name, args, job_id): run a job later, at most once per job_id.
-Scheduler = Callable[[float, str, tuple[Any, ...], str], None]
+# schedule(run_at, job_name, args, job_id): run a job at `run_at` (None: now), at most once per
+# job_id. Times come from the context's clock, so tests that move the clock move the schedule.
+Scheduler = Callable[[datetime | None, str, tuple[Any, ...], str], None]
 
 
 def utc_now() -> datetime:
@@ -37,6 +38,8 @@ class WorkerContext:
     store: IncidentStore
     channels: Mapping[str, Channel]
     schedule: Scheduler
+    # The pooled HTTP client every channel shares; closed when the worker stops.
+    http: httpx.Client
     clock: Callable[[], datetime] = utc_now
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
 

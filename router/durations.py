@@ -27,10 +27,13 @@ def parse_duration(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest `1h30m` style text for `seconds` (whole seconds)."""
+    """The shortest `1h30m` style text for `seconds` (whole seconds); `-1m30s` when negative."""
     remaining = round(seconds)
     if remaining == 0:
         return "0s"
+    if remaining < 0:
+        # divmod floors towards -inf, which would turn -90 into "-1d23h58m30s".
+        return f"-{format_duration(-remaining)}"
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         count, remaining = divmod(remaining, size)

@@ -116,9 +116,9 @@ def _pages(ctx: WorkerContext, incident: Incident, event: Mapping[str, Any]) -> 
             incident.id, team, old, ruleset.policy(new_severity), new_severity
         )
     if kind == "reopened":
-        return escalation.on_reopened(incident.id, team, policy, incident.reopen_count)
+        return escalation.on_reopened(incident.id, team, policy, event["n"])
     if kind == "all_resolved":
-        return escalation.on_mitigated(incident.id, team, policy, incident.reopen_count)
+        return escalation.on_mitigated(incident.id, team, policy, event["n"])
     return []
 
 

@@ -16,7 +16,8 @@
 -- Returns  2N values: per alert an outcome (opened|added|reopened|duplicate|resolved|
 --          all_resolved|ignored) and the incident id ('' when none).
 -- Appends  one entry to {p}:events per incident touched: incident=<id>, at=<now>,
---          events=<JSON list of {k=kind, fp=fingerprint, sev=severity, from=severity}>.
+--          events=<JSON list of {k=kind, fp=fingerprint, sev=severity, from=severity,
+--          n=reopen count (reopened, all_resolved)}>.
 
 local p = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -53,14 +54,14 @@ local function firing(fp, gh, gk, severity, team, rule, blob, akey)
     ikey = p .. ':incident:' .. incident
     state = redis.call('HGET', ikey, 'state')
   end
-  local outcome
+  local outcome, reopen_count
   if incident and is_open(state) then
     outcome = 'added'
   elseif incident and state == 'mitigated'
       and now - tonumber(redis.call('HGET', ikey, 'mitigated_at') or 0) <= flap_window then
     outcome = 'reopened'
     redis.call('HSET', ikey, 'state', 'triggered', 'updated_at', now)
-    redis.call('HINCRBY', ikey, 'reopen_count', 1)
+    reopen_count = redis.call('HINCRBY', ikey, 'reopen_count', 1)
     redis.call('HDEL', ikey, 'mitigated_at')
   else
     outcome = 'opened'
@@ -82,7 +83,7 @@ local function firing(fp, gh, gk, severity, team, rule, blob, akey)
       emit(incident, {k = 'severity_raised', fp = fp, sev = severity, from = current})
     end
   end
-  emit(incident, {k = outcome, fp = fp, sev = severity})
+  emit(incident, {k = outcome, fp = fp, sev = severity, n = reopen_count})
   return outcome, incident
 end
 
@@ -94,7 +95,7 @@ local function resolved(fp, incident, blob, akey)
   emit(incident, {k = 'resolved', fp = fp})
   if redis.call('SCARD', ikey .. ':firing') == 0 and is_open(redis.call('HGET', ikey, 'state')) then
     redis.call('HSET', ikey, 'state', 'mitigated', 'mitigated_at', now, 'updated_at', now)
-    emit(incident, {k = 'all_resolved'})
+    emit(incident, {k = 'all_resolved', n = tonumber(redis.call('HGET', ikey, 'reopen_count'))})
     return 'all_resolved'
   end
   return 'resolved'

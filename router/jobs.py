@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -24,7 +24,7 @@ from rq import Queue, Retry, SimpleWorker
 from rq.exceptions import DuplicateJobError
 
 from router import events, paging
-from router.context import WorkerContext, build_channels
+from router.context import Scheduler, WorkerContext, build_channels
 from router.incidents import IncidentStore
 from router.keys import EVENTS_GROUP, Keys
 from router.ruleset import Ruleset
@@ -74,8 +74,8 @@ _JOBS: dict[str, Callable[..., Any]] = {
 # --- queueing ------------------------------------------------------------------------------
 
 
-def make_scheduler(queue: Queue) -> Callable[[float, str, tuple[Any, ...], str], None]:
-    def schedule(delay: float, job: str, args: tuple[Any, ...], job_id: str) -> None:
+def make_scheduler(queue: Queue) -> Scheduler:
+    def schedule(run_at: datetime | None, job: str, args: tuple[Any, ...], job_id: str) -> None:
         function = _JOBS[job]
         options: dict[str, Any] = {
             "job_id": job_id,
@@ -84,10 +84,10 @@ def make_scheduler(queue: Queue) -> Callable[[float, str, tuple[Any, ...], str],
             "retry": _JOB_RETRY,
         }
         try:
-            if delay <= 0:
+            if run_at is None:
                 queue.enqueue(function, *args, **options)
             else:
-                queue.enqueue_in(timedelta(seconds=delay), function, *args, **options)
+                queue.enqueue_at(run_at, function, *args, **options)
         except DuplicateJobError:
             pass  # already queued or done: that is the point of the deterministic id
 
@@ -181,6 +181,7 @@ def build_context(
         store=IncidentStore(redis, keys),
         channels=build_channels(ruleset, http),
         schedule=make_scheduler(queue),
+        http=http,
     )
 
 
@@ -207,4 +208,5 @@ def run_worker(settings: Settings, ruleset: Ruleset, *, burst: bool = False) -> 
     finally:
         stop.set()
         thread.join(timeout=5)
+        context.http.close()
         log.info("worker_stopped")

@@ -9,6 +9,7 @@ the failure is transient; a short lock keeps two workers from sending the same p
 from __future__ import annotations
 
 import random
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -67,7 +68,7 @@ def request_page(ctx: WorkerContext, request: PageRequest) -> bool:
     created = bool(_create_page(ctx, key, args))
     attempts = ctx.redis.hget(key, "attempts")
     if attempts is not None and int(attempts) == 0:
-        ctx.schedule(0, DELIVER_JOB, (request.key,), _job_id(request.key, 1))
+        ctx.schedule(None, DELIVER_JOB, (request.key,), _job_id(request.key, 1))
     return created
 
 
@@ -131,12 +132,13 @@ def _attempt(ctx: WorkerContext, page_key: str, key: str, record: dict[str, str]
         retry_in=delay,
     )
     if delay is not None:
-        ctx.schedule(delay, DELIVER_JOB, (page_key,), _job_id(page_key, attempt + 1))
+        run_at = now + timedelta(seconds=delay)
+        ctx.schedule(run_at, DELIVER_JOB, (page_key,), _job_id(page_key, attempt + 1))
     return final
 
 
 def _timeline_entry(
-    record: dict[str, str], attempt: int, result: Delivery, delay: float | None, now: Any
+    record: dict[str, str], attempt: int, result: Delivery, delay: float | None, now: datetime
 ) -> TimelineEntry:
     what = f"{record['kind']} page to {record['channel']}"
     if result.outcome is Outcome.DELIVERED:

@@ -9,12 +9,13 @@ a `ConfigError`; it never stops at the first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,20 +24,41 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from router.durations import parse_duration
 from router.errors import ConfigError
 from router.severity import Severity
 
+# `group_by: ['...']` groups by every label, i.e. each distinct alert is its own incident.
+GROUP_BY_ALL = "..."
+# Error type of a secret written inline; its value is never repeated in the error message.
+_WRITTEN_INLINE = "inline_secret"
+
 
 def _duration(value: object) -> object:
     if isinstance(value, str):
         return parse_duration(value)
+    if isinstance(value, bool):
+        # YAML reads `yes`/`true` as a bool, which float() would take for 1 second.
+        # pydantic turns only ValueError into a validation error, not TypeError.
+        raise ValueError(  # noqa: TRY004
+            "invalid duration: use a number and a unit, like 30s, 5m, 1h or 1h30m"
+        )
     return value
+
+
+def _group_by(names: list[str]) -> list[str]:
+    if GROUP_BY_ALL in names and len(names) > 1:
+        raise ValueError(
+            f"{GROUP_BY_ALL!r} groups by every label; it cannot be combined with others {names}"
+        )
+    return names
 
 
 Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+GroupBy = Annotated[list[str], AfterValidator(_group_by)]
 
 
 class Strict(BaseModel):
@@ -48,6 +70,17 @@ class SecretRef(Strict):
 
     env: str | None = None
     file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_not_value(cls, data: object) -> object:
+        if not isinstance(data, Mapping | SecretRef):
+            raise PydanticCustomError(
+                _WRITTEN_INLINE,
+                "a secret is never written in a rule file; reference it as {env: NAME} or "
+                "{file: /path}",
+            )
+        return data
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
@@ -112,11 +145,13 @@ class SeverityPolicy(Strict):
         return None if value == "next_business_day" else value
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WORKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+
+
 class BusinessHours(Strict):
     timezone: str = "UTC"
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"]
-    )
+    days: list[Weekday] = Field(default_factory=lambda: list(_WORKDAYS))
     start: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "09:00"
     end: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "17:00"
 
@@ -153,7 +188,7 @@ class Team(Strict):
 class Defaults(Strict):
     team: Name | None = None
     severity: Severity = Severity.SEV3
-    group_by: list[str] = Field(default_factory=lambda: ["alertname"])
+    group_by: GroupBy = Field(default_factory=lambda: ["alertname"])
 
 
 class SeverityFromLabel(Strict):
@@ -169,7 +204,17 @@ class SeverityFromLabel(Strict):
     @field_validator("values")
     @classmethod
     def _lowercase(cls, values: dict[str, Severity]) -> dict[str, Severity]:
-        return {key.lower(): severity for key, severity in values.items()}
+        lowered: dict[str, Severity] = {}
+        spelled: dict[str, str] = {}
+        for key, severity in values.items():
+            other = spelled.setdefault(key.lower(), key)
+            if lowered.get(key.lower(), severity) != severity:
+                raise ValueError(
+                    f"{other!r} and {key!r} differ only in case (values are compared "
+                    f"case-insensitively) but map to {lowered[key.lower()]} and {severity}"
+                )
+            lowered[key.lower()] = severity
+        return lowered
 
 
 class Rule(Strict):
@@ -179,7 +224,7 @@ class Rule(Strict):
     severity: Severity | None = None
     severity_from_label: SeverityFromLabel | None = None
     team: Name | None = None
-    group_by: list[str] | None = None
+    group_by: GroupBy | None = None
     title: str | None = None
     summary: str | None = None
     runbook: str | None = None
@@ -193,17 +238,14 @@ class Rule(Strict):
 
     @model_validator(mode="after")
     def _drop_is_alone(self) -> Rule:
-        routed = [
-            self.severity,
-            self.severity_from_label,
-            self.team,
-            self.group_by,
-            self.title,
-            self.summary,
-            self.runbook,
-        ]
-        if self.drop and (any(v is not None for v in routed) or self.continue_):
-            raise ValueError("a drop rule only has name and match")
+        if not self.drop:
+            return self
+        routed = ("severity", "severity_from_label", "team", "group_by", "title", "summary")
+        extra = [key for key in (*routed, "runbook") if getattr(self, key) is not None]
+        if self.continue_:
+            extra.append("continue")
+        if extra:
+            raise ValueError(f"a drop rule only has name and match; remove {', '.join(extra)}")
         return self
 
 
@@ -239,6 +281,8 @@ class RuleConfig(Strict):
     incidents: IncidentPolicy
     # file each rule came from, for error messages and `explain`
     rule_files: dict[str, str]
+    # file each named item came from, keyed like `teams[platform]`, for error messages
+    item_files: dict[str, str] = Field(default_factory=dict)
 
 
 def rule_paths(path: Path) -> list[Path]:
@@ -254,7 +298,7 @@ def rule_paths(path: Path) -> list[Path]:
 
 
 def load_rules(path: Path) -> RuleConfig:
-    """Read, validate and merge every rule file under `path`; raise ConfigError listing all problems."""
+    """Read, validate and merge the rule files under `path`; ConfigError lists every problem."""
     files = rule_paths(path)
     if not files:
         raise ConfigError([f"{path}: no .yaml rule files found"])
@@ -262,7 +306,8 @@ def load_rules(path: Path) -> RuleConfig:
     parsed: list[tuple[str, RuleFile]] = []
     for file in files:
         try:
-            document = yaml.safe_load(file.read_text(encoding="utf-8"))
+            # A SafeLoader that also rejects duplicate keys.
+            document = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"{file}: cannot read: {exc}")
             continue
@@ -274,7 +319,7 @@ def load_rules(path: Path) -> RuleConfig:
         try:
             parsed.append((str(file), RuleFile.model_validate(document)))
         except ValidationError as exc:
-            problems.extend(_schema_problems(str(file), exc))
+            problems.extend(_schema_problems(str(file), exc, document))
     if problems:
         raise ConfigError(problems)
     return merge(parsed)
@@ -292,11 +337,23 @@ def merge(parsed: Iterable[tuple[str, RuleFile]]) -> RuleConfig:
     }
     singletons: dict[str, tuple[str, Any]] = {}
     rule_files: dict[str, str] = {}
+    item_files: dict[str, str] = {}
+    severity_files: list[str] = []
     for file, doc in parsed:
         for section in ("integrations", "channels", "teams", "rules"):
-            merged[section].extend(getattr(doc, section))
+            for item in getattr(doc, section):
+                where = f"{section}[{item.name}]"
+                if where in item_files:
+                    problems.append(
+                        f"{file}: {where}: duplicate name {item.name!r}"
+                        f" (first defined in {item_files[where]})"
+                    )
+                item_files.setdefault(where, file)
+                merged[section].append(item)
         for rule in doc.rules:
             rule_files.setdefault(rule.name, file)
+        if doc.severities:
+            severity_files.append(file)
         for sev, policy in doc.severities.items():
             if sev in merged["severities"]:
                 problems.append(f"{file}: severities.{sev}: defined in more than one file")
@@ -310,7 +367,10 @@ def merge(parsed: Iterable[tuple[str, RuleFile]]) -> RuleConfig:
             singletons[section] = (file, value)
     missing = [s.value for s in Severity if s not in merged["severities"]]
     if missing:
-        problems.append(f"severities: missing {', '.join(missing)} (every level needs a policy)")
+        where = ", ".join(severity_files) or "(no file has a severities section)"
+        problems.append(
+            f"{where}: severities: missing {', '.join(missing)} (every level needs a policy)"
+        )
     config = RuleConfig(
         integrations=merged["integrations"],
         severities=merged["severities"],
@@ -321,39 +381,38 @@ def merge(parsed: Iterable[tuple[str, RuleFile]]) -> RuleConfig:
         rules=merged["rules"],
         incidents=singletons.get("incidents", ("", IncidentPolicy()))[1],
         rule_files=rule_files,
+        item_files=item_files,
     )
-    problems.extend(_reference_problems(config))
+    defaults_file = singletons["defaults"][0] if "defaults" in singletons else "(defaults)"
+    problems.extend(_reference_problems(config, defaults_file))
     if problems:
         raise ConfigError(problems)
     return config
 
 
-def _reference_problems(config: RuleConfig) -> list[str]:
+def _reference_problems(config: RuleConfig, defaults_file: str) -> list[str]:
+    """Dangling references and paging routes without anyone to page (duplicates: `merge`)."""
     problems: list[str] = []
-    for section, items in (
-        ("integrations", config.integrations),
-        ("channels", config.channels),
-        ("teams", config.teams),
-        ("rules", config.rules),
-    ):
-        seen: set[str] = set()
-        for item in items:
-            if item.name in seen:
-                problems.append(f"{section}: duplicate name {item.name!r}")
-            seen.add(item.name)
     channels = {c.name for c in config.channels}
     teams = {t.name: t for t in config.teams}
     for team in config.teams:
+        where = f"{config.item_files.get(f'teams[{team.name}]', '?')}: teams[{team.name}]"
         if team.channel is not None and team.channel not in channels:
-            problems.append(f"teams[{team.name}].channel: unknown channel {team.channel!r}")
-        for number, step in enumerate(team.escalation, start=1):
+            problems.append(f"{where}.channel: unknown channel {team.channel!r}")
+        # 0-based like every other path in an error, so `escalation[0]` is the first step.
+        for index, step in enumerate(team.escalation):
             for target in step.notify:
                 if target not in channels:
                     problems.append(
-                        f"teams[{team.name}].escalation[{number}].notify: unknown channel {target!r}"
+                        f"{where}.escalation[{index}].notify: unknown channel {target!r}"
                     )
-    if config.defaults.team is not None and config.defaults.team not in teams:
-        problems.append(f"defaults.team: unknown team {config.defaults.team!r}")
+    default_team = config.defaults.team
+    if default_team is not None and default_team not in teams:
+        problems.append(f"{defaults_file}: defaults.team: unknown team {default_team!r}")
+    elif default_team is not None:
+        problems.extend(
+            _unpaged(config, f"{defaults_file}: defaults", {config.defaults.severity}, default_team)
+        )
     for rule in config.rules:
         where = f"{config.rule_files.get(rule.name, '?')}: rules[{rule.name}]"
         team_name = rule.team or config.defaults.team
@@ -368,37 +427,75 @@ def _reference_problems(config: RuleConfig) -> list[str]:
         severities = {rule.severity or config.defaults.severity}
         if rule.severity_from_label is not None:
             severities |= set(rule.severity_from_label.values.values())
-        paging = sorted(
-            s.value for s in severities if s in config.severities and config.severities[s].paging == "page"
-        )
-        if paging and not teams[team_name].escalation:
-            problems.append(
-                f"{where}: routes {', '.join(paging)} alerts to team {team_name!r}, whose "
-                "escalation pages no channel; a paging severity needs at least one escalation step"
-            )
+        problems.extend(_unpaged(config, where, severities, team_name))
     return problems
 
 
-def _schema_problems(file: str, error: ValidationError) -> list[str]:
+def _unpaged(config: RuleConfig, where: str, severities: set[Severity], team: str) -> list[str]:
+    """A problem when a route sends paging severities to a team without an escalation step."""
+    policies = config.severities
+    paging = sorted(s.value for s in severities if s in policies and policies[s].paging == "page")
+    if not paging or any(t.escalation for t in config.teams if t.name == team):
+        return []
+    return [
+        f"{where}: routes {', '.join(paging)} alerts to team {team!r}, whose escalation pages "
+        "no channel; a paging severity needs at least one escalation step"
+    ]
+
+
+def _schema_problems(file: str, error: ValidationError, document: object) -> list[str]:
     problems = []
     for item in error.errors():
-        path = _dotted(item["loc"])
+        path = _dotted(item["loc"], document)
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         value = item.get("input")
-        shown = "" if isinstance(value, Mapping | list) else f" (got {value!r})"
+        # An unknown key's name is in the path; its value, like an inline secret, may be a
+        # credential, and error messages end up in logs and CI output.
+        hidden = item["type"] in {"extra_forbidden", _WRITTEN_INLINE}
+        shown = "" if hidden or isinstance(value, Mapping | list) else f" (got {value!r})"
         problems.append(f"{file}: {path}: {message}{shown}")
     return problems
 
 
-def _dotted(loc: tuple[int | str, ...]) -> str:
+def _dotted(loc: tuple[int | str, ...], document: object) -> str:
+    """`rules[critical].match[0]`: list items with a `name` are shown by it, others by index."""
     text = ""
+    node = document
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            name = item.get("name") if isinstance(item, dict) else None
+            text += f"[{name}]" if isinstance(name, str) and name else f"[{part}]"
+            node = item
+        else:
+            text += f".{part}" if text else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
     return text or "(top level)"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping; PyYAML keeps the last silently."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[Hashable] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges; its keys may be overridden on purpose
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            if isinstance(key, Hashable):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

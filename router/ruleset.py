@@ -20,6 +20,7 @@ from router.alert import Alert
 from router.errors import ConfigError
 from router.matchers import Matcher, MatcherError, parse_matchers
 from router.rulefile import (
+    GROUP_BY_ALL,
     Channel,
     Integration,
     RuleConfig,
@@ -32,8 +33,6 @@ from router.secrets import Secret
 from router.severity import Severity
 from router.templates import TemplateError, compile_template, render
 
-# `group_by: ['...']` groups by every label, i.e. each distinct alert is its own incident.
-GROUP_BY_ALL = "..."
 DEFAULT_RULE = "default"
 DEFAULT_TITLE = (
     "{{ labels.alertname }}{% if labels.namespace %} in {{ labels.namespace }}{% endif %}"
@@ -254,9 +253,18 @@ def _compile_rule(rule: Any, config: RuleConfig, problems: list[str]) -> Compile
     matchers: list[Matcher] = []
     for index, text in enumerate(rule.match):
         try:
-            matchers.extend(parse_matchers(text))
+            parsed = parse_matchers(text)
         except MatcherError as exc:
             problems.append(f"{where}.match[{index}]: {exc} (got {text!r})")
+            continue
+        if not parsed:
+            # `''` (or `{}`) parses to no matchers, i.e. it would match every alert: almost
+            # certainly a half-written rule, and one that would swallow everything after it.
+            problems.append(
+                f"{where}.match[{index}]: empty matcher, which would match every alert; "
+                f"to match every alert, leave out match (got {text!r})"
+            )
+        matchers.extend(parsed)
     templates: dict[str, jinja2.Template | None] = {}
     for name, source, fallback in (
         ("title", rule.title, DEFAULT_TITLE),
@@ -267,7 +275,7 @@ def _compile_rule(rule: Any, config: RuleConfig, problems: list[str]) -> Compile
         try:
             templates[name] = compile_template(text) if text is not None else None
         except TemplateError as exc:
-            problems.append(f"{where}.{name}: {exc}")
+            problems.append(f"{where}.{name}: {exc} (got {text!r})")
             templates[name] = None
     if templates["title"] is None or templates["summary"] is None:
         return None
@@ -290,8 +298,13 @@ def _compile_rule(rule: Any, config: RuleConfig, problems: list[str]) -> Compile
 
 def _secret_refs(config: RuleConfig) -> list[tuple[str, SecretRef]]:
     refs: list[tuple[str, SecretRef]] = []
+
+    def located(item: str) -> str:
+        return f"{config.item_files.get(item, '?')}: {item}"
+
     for integration in config.integrations:
-        auth, where = integration.auth, f"integrations[{integration.name}].auth"
+        auth = integration.auth
+        where = f"{located(f'integrations[{integration.name}]')}.auth"
         if auth.bearer:
             refs.append((f"{where}.bearer", auth.bearer))
         if auth.basic:
@@ -302,7 +315,7 @@ def _secret_refs(config: RuleConfig) -> list[tuple[str, SecretRef]]:
         for attribute in ("url", "signing_secret"):
             ref = getattr(channel, attribute)
             if ref is not None:
-                refs.append((f"channels[{channel.name}].{attribute}", ref))
+                refs.append((f"{located(f'channels[{channel.name}]')}.{attribute}", ref))
     return refs
 
 

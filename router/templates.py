@@ -32,3 +32,6 @@ def render(template: jinja2.Template, context: Mapping[str, Any]) -> str:
         return template.render(context).strip()
     except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         return f"(template error: {exc})"
+    except RecursionError:
+        # A macro that calls itself; it must not take down the worker rendering it.
+        return "(template error: maximum recursion depth exceeded)"

@@ -75,8 +75,10 @@ def client(settings: Settings, ruleset: Ruleset, redis: Redis) -> Iterator[httpx
 
 
 @pytest.fixture
-def worker(settings: Settings, ruleset: Ruleset, redis: Redis) -> TestWorker:
-    return start_worker(settings, ruleset, redis)
+def worker(settings: Settings, ruleset: Ruleset, redis: Redis) -> Iterator[TestWorker]:
+    test_worker = start_worker(settings, ruleset, redis)
+    yield test_worker
+    test_worker.context.http.close()
 
 
 def pytest_report_header() -> str:

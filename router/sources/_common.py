@@ -49,9 +49,9 @@ def parse_time(raw: str, field: str) -> datetime | None:
 
 
 # Alertmanager re-sends every group each group_interval with unchanged startsAt, and the alerts
-# of one Grafana evaluation share one, so most times parsed were parsed moments ago: caching
-# halves the per-alert cost. Only valid times are cached (failures raise), and those are at most
-# 35 characters, so the cache stays small whatever senders throw at it.
+# of one Grafana evaluation share one, so most times parsed were parsed moments ago: a hit costs
+# ~0.1 µs against ~1 µs for a parse (with an offset). Only valid times are cached (failures
+# raise), and those are at most 35 characters, so the cache stays small whatever senders send.
 @functools.lru_cache(maxsize=4096)
 def _utc(raw: str) -> datetime | None:
     if _RFC3339.fullmatch(raw) is None:

@@ -80,22 +80,23 @@ def to_alerts(body: LegacyFields, *, integration: str, now: datetime) -> list[Al
     labels["alertname"] = body.rule_name
     resolved = body.state == "ok"
     if not resolved and body.state != "alerting":
+        # An empty value would be dropped like any empty label; the marker must stay.
         labels[STATE_LABEL] = body.state or "unknown"
     values, value_string = _values(body.eval_matches or [])
     links = Links(generator=body.rule_url, image=body.image_url)
     texts = (("summary", body.title), ("description", body.message))
     annotations = {name: text for name, text in texts if text}
 
-    def alert(labels: dict[str, str]) -> Alert:
+    def alert(identity: dict[str, str]) -> Alert:
         return Alert(
             source=Source.GRAFANA_LEGACY,
             integration=integration,
             status=AlertStatus.RESOLVED if resolved else AlertStatus.FIRING,
-            labels=labels,
+            labels=identity,
             annotations=annotations,
             starts_at=now,
             ends_at=now if resolved else None,
-            fingerprint=fingerprint(labels),
+            fingerprint=fingerprint(identity),
             links=links,
             values=values,
             value_string=value_string,

@@ -91,13 +91,20 @@ def write_rules(directory: Path, *, page_url_env: str = "TEST_PAGE_URL") -> Path
                     "continue": False,
                 },
                 {
-                    "name": "outage",
-                    "match": 'severity="page"',
-                    "severity": "SEV1",
-                    "title": "{{ labels.alertname }} outage",
+                    "name": "alerts",
+                    "severity": "SEV3",
+                    "severity_from_label": {
+                        "label": "severity",
+                        "values": {
+                            "page": "SEV1",
+                            "critical": "SEV2",
+                            "warning": "SEV3",
+                            "info": "SEV4",
+                        },
+                    },
+                    "title": "{{ labels.alertname }} on {{ labels.instance }}",
+                    "runbook": "{{ annotations.runbook_url }}",
                 },
-                {"name": "critical", "match": 'severity="critical"', "severity": "SEV2"},
-                {"name": "warning", "match": 'severity="warning"', "severity": "SEV3"},
             ],
         },
     }

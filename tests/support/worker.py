@@ -58,8 +58,8 @@ class TestWorker:
         """Move the clock forward, release the scheduled jobs due by then, and drain."""
         self.clock.now += delta
         registry = ScheduledJobRegistry(queue=self.queue)
-        # rq schedules by the wall clock; jobs due within `delta` of it are due for the test.
-        due = registry.get_jobs_to_schedule(int((datetime.now(UTC) + delta).timestamp()))
+        # Jobs are scheduled at times read from the test clock, so "due" is by that clock.
+        due = registry.get_jobs_to_schedule(int(self.clock.now.timestamp()))
         for job_id in due:
             job = Job.fetch(job_id, connection=self.redis)
             registry.remove(job)
