@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
-import redis.asyncio
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -48,8 +48,8 @@ class Services:
     settings: Settings
     ruleset: Ruleset
     keys: Keys
-    redis: redis.asyncio.Redis
-    sync_redis: redis.Redis
+    redis: AsyncRedis
+    sync_redis: Redis
     deduper: Deduper
     store: IncidentStore
     registry: CollectorRegistry
@@ -196,8 +196,8 @@ def create_app(
 ) -> Starlette:
     """The receiver application, with its Redis clients and metrics registry."""
     keys = Keys(settings.key_prefix)
-    async_redis = redis.asyncio.Redis.from_url(settings.redis_url, health_check_interval=30)
-    sync_redis = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    async_redis = AsyncRedis.from_url(settings.redis_url, health_check_interval=30)
+    sync_redis = Redis.from_url(settings.redis_url, health_check_interval=30)
     registry = CollectorRegistry()
     registry.register(metrics.RedisStatsCollector(sync_redis, keys, queue_depth))
     services = Services(

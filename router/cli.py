@@ -55,7 +55,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     config = ruleset.config
     print(
         f"{settings.rules_path}: OK: {len(config.integrations)} integration(s), "
-        f"{len(config.teams)} team(s), {len(config.channels)} channel(s), {len(ruleset.rules)} rule(s)"
+        f"{len(config.teams)} team(s), {len(config.channels)} channel(s), "
+        f"{len(ruleset.rules)} rule(s)"
     )
     return 0
 
@@ -117,7 +118,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sevrouter",
-        description="Alertmanager and Grafana webhooks in, deduplicated SEV incidents and pages out.",
+        description="Alertmanager and Grafana webhooks in; deduplicated incidents and pages out.",
     )
     parser.add_argument("--version", action="version", version=f"sevrouter {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")

@@ -3,9 +3,9 @@
     SevrouterError
     ├── PayloadError        a webhook body we will never accept (-> 400 naming the field)
     ├── AuthError           missing or wrong credentials (-> 401)
-    ├── ConfigError         a rule set that does not validate (file, path, value in the message)
-    ├── StoreUnavailable    Redis cannot be reached (-> 503, the sender retries)
-    └── NotFound            an incident or integration that does not exist (-> 404)
+    └── ConfigError         a rule set that does not validate (file, path, value in the message)
+
+Redis being unreachable is redis-py's own `RedisError`, answered with a 503 at the boundary.
 
 Failures of outbound channels are not exceptions: a channel returns a `Delivery` that says
 whether to retry (see `router/notify/base.py`).
@@ -40,11 +40,3 @@ class ConfigError(SevrouterError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-class StoreUnavailable(SevrouterError):
-    """Redis could not be reached or answered with an error; the caller should retry later."""
-
-
-class NotFound(SevrouterError):
-    """The thing asked for does not exist."""

@@ -53,7 +53,7 @@ def on_severity_raised(
     new: SeverityPolicy,
     severity: Severity,
 ) -> list[PageRequest]:
-    """A raise to a paging severity pages now; if step 1 was paged already, it hears of the raise."""
+    """A raise to a paging severity pages now; if step 1 was paged already, it hears of it."""
     if new.paging != "page":
         return []
     kind = f"raised-{severity.value}" if old.paging == "page" else "trigger"

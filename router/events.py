@@ -78,12 +78,14 @@ def _timeline_entry(
     fingerprint = event.get("fp", "")
     alert = _alert_name(ctx, incident.id, fingerprint) if fingerprint else ""
     texts = {
-        "opened": f"Incident opened: {incident.title} ({event.get('sev')}, team {incident.team}, rule {incident.rule})",
+        "opened": f"Incident opened: {incident.title} "
+        f"({event.get('sev')}, team {incident.team}, rule {incident.rule})",
         "added": f"Alert {alert} joined the incident",
         "reopened": f"Alert {alert} fired again within the flap window: incident reopened",
         "resolved": f"Alert {alert} resolved",
         "all_resolved": "Every alert resolved: incident mitigated",
-        "severity_raised": f"Severity raised from {event.get('from')} to {event.get('sev')} by alert {alert}",
+        "severity_raised": f"Severity raised from {event.get('from')} to {event.get('sev')} "
+        f"by alert {alert}",
     }
     data = {"fingerprint": fingerprint} if fingerprint else {}
     return TimelineEntry(at, kind, texts.get(kind, kind), data=data)

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis import Redis
 
-from router.keys import Keys
+from router.keys import Keys, text
 from router.severity import Severity
 
 # Appends a timeline entry unless `member` is already in the applied set, atomically.
@@ -137,7 +137,7 @@ class IncidentStore:
         scan: int = 5000,
     ) -> list[Incident]:
         """Newest first, filtered; looks at the `scan` most recent incidents."""
-        ids = [raw.decode() for raw in self._redis.zrevrange(self._keys.incidents, 0, scan - 1)]
+        ids = [text(raw) for raw in self._redis.zrevrange(self._keys.incidents, 0, scan - 1)]
         pipe = self._redis.pipeline(transaction=False)
         for incident_id in ids:
             pipe.hgetall(self._keys.incident(incident_id))

@@ -10,6 +10,7 @@ claimed again after `CLAIM_IDLE_MS`; deterministic job ids make that harmless.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from rq.exceptions import DuplicateJobError
 from router import events, paging
 from router.context import Scheduler, WorkerContext, build_channels
 from router.incidents import IncidentStore
-from router.keys import EVENTS_GROUP, Keys
+from router.keys import EVENTS_GROUP, Keys, text
 from router.ruleset import Ruleset
 from router.settings import Settings
 
@@ -123,17 +124,17 @@ class Pump:
 
         `block_ms` is how long to wait for new entries; None returns at once.
         """
-        _, claimed, _ = self._redis.xautoclaim(
+        claim: Any = self._redis.xautoclaim(
             self._keys.events, EVENTS_GROUP, self._consumer, CLAIM_IDLE_MS, "0-0", count=_BATCH
         )
-        entries = list(claimed)
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = list(claim[1])
         if not entries:
-            reply = self._redis.xreadgroup(
+            reply: Any = self._redis.xreadgroup(
                 EVENTS_GROUP, self._consumer, {self._keys.events: ">"}, count=_BATCH, block=block_ms
             )
             entries = [entry for _, stream_entries in reply for entry in stream_entries]
         for entry_id, fields in entries:
-            self._enqueue(entry_id.decode(), fields)
+            self._enqueue(text(entry_id), fields)
         if entries:
             ids = [entry_id for entry_id, _ in entries]
             pipe = self._redis.pipeline()
@@ -143,7 +144,8 @@ class Pump:
         return len(entries)
 
     def _enqueue(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
-        try:
+        # A duplicate id means this entry was already turned into a job (re-claimed entry).
+        with contextlib.suppress(DuplicateJobError):
             self._queue.enqueue(
                 process_events,
                 fields[b"incident"].decode(),
@@ -155,8 +157,6 @@ class Pump:
                 result_ttl=_RESULT_TTL,
                 retry=_JOB_RETRY,
             )
-        except DuplicateJobError:
-            pass
 
     def run(self, stop: threading.Event) -> None:
         self.ensure_group()

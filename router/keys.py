@@ -25,6 +25,13 @@ from dataclasses import dataclass
 EVENTS_GROUP = "pump"
 
 
+def text(value: object) -> str:
+    """A Redis reply value as str (the client returns bytes; its types allow several shapes)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
 def group_hash(group_key: str) -> str:
     """Short stable name for a group key, which can be long (every label of an alert)."""
     return hashlib.blake2b(group_key.encode(), digest_size=10).hexdigest()

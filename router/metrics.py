@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 
-from router.keys import Keys
+from router.keys import Keys, text
 from router.severity import Severity
 
 ALERTS_RECEIVED = Counter(
@@ -61,7 +61,7 @@ class RedisStatsCollector(Collector):
             recent = self._redis.zrevrange(self._keys.incidents, 0, _GAUGE_WINDOW - 1)
             pipe = self._redis.pipeline(transaction=False)
             for incident in recent:
-                pipe.hmget(self._keys.incident(incident.decode()), "severity", "state")
+                pipe.hmget(self._keys.incident(text(incident)), "severity", "state")
             rows = pipe.execute()
             depth = self._queue_depth()
         except RedisError:
@@ -75,7 +75,7 @@ class RedisStatsCollector(Collector):
             "sevrouter_incidents_opened", "Incidents opened, by severity.", labels=["severity"]
         )
         for raw_field, raw_value in stats.items():
-            name = raw_field.decode()
+            name = text(raw_field)
             kind, _, rest = name.partition(":")
             if kind == "page":
                 channel, _, result = rest.rpartition(":")

@@ -17,7 +17,7 @@ import structlog
 from router.context import WorkerContext
 from router.escalation import PageRequest
 from router.incidents import Incident, TimelineEntry
-from router.keys import page_hash
+from router.keys import page_hash, text
 from router.notify.base import Delivery, Message, Outcome
 from router.notify.retry import next_delay
 
@@ -29,7 +29,8 @@ DELIVER_JOB = "deliver_page"
 _SEND_LOCK_SECONDS = 120
 
 
-# Creates a page record only if none exists. KEYS[1] page; ARGV[1] TTL seconds, then field/value pairs.
+# Creates a page record only if none exists.
+# KEYS[1] page record; ARGV[1] TTL seconds, then field/value pairs.
 _CREATE_PAGE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
@@ -84,7 +85,7 @@ def deliver(ctx: WorkerContext, page_key: str) -> Outcome | None:
     if not ctx.redis.set(lock, "1", nx=True, ex=_SEND_LOCK_SECONDS):
         return None
     try:
-        record = {k.decode(): v.decode() for k, v in ctx.redis.hgetall(key).items()}
+        record = {text(k): text(v) for k, v in ctx.redis.hgetall(key).items()}
         if record.get("status") != PageStatus.PENDING:
             return None
         return _attempt(ctx, page_key, key, record)
@@ -167,7 +168,8 @@ def build_message(incident: Incident, record: dict[str, str], page_key: str) -> 
     title = f"[{incident.severity.value}] {incident.id} {incident.title} ({state})"
     lines = [
         f"{incident.severity.value} incident {incident.id} for team {incident.team}: {state}",
-        f"Opened {incident.opened_at:%Y-%m-%d %H:%M:%S} UTC; {incident.alerts_firing} alert(s) firing",
+        f"Opened {incident.opened_at:%Y-%m-%d %H:%M:%S} UTC; "
+        f"{incident.alerts_firing} alert(s) firing",
     ]
     if incident.summary:
         lines.append(incident.summary)
