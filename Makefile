@@ -43,6 +43,7 @@ run: install $(TOKEN_FILE)
 	@if [ -z "$$REDIS_URL" ]; then $(MAKE) --no-print-directory system-deps; fi
 	SEVROUTER_WEBHOOK_TOKEN="$${SEVROUTER_WEBHOOK_TOKEN:-$$(cat $(TOKEN_FILE))}" \
 	SEVROUTER_TOKEN_FILE="$(abspath $(TOKEN_FILE))" \
+	SEVROUTER_LOG_FORMAT="$${SEVROUTER_LOG_FORMAT:-console}" \
 	$(BIN)/sevrouter run --rules rules --host "$${HOST:-127.0.0.1}" --port "$${PORT:-9095}"
 
 test: install

@@ -39,8 +39,11 @@ def run_all(settings: Settings, *, host: str, port: int) -> int:
     command = [sys.executable, "-m", "router"]
     # Our own interpreter and module with arguments we built: no untrusted input.
     serve = [*command, "serve", "--host", host, "--port", str(port)]
-    children.append(subprocess.Popen(serve, env=env))  # noqa: S603
-    children.append(subprocess.Popen([*command, "worker"], env=env))  # noqa: S603
+    # Children get their own sessions so a Ctrl-C reaches only us: we stop them in order, with
+    # Redis last, instead of the terminal killing Redis under a worker that is still draining.
+    children.append(subprocess.Popen(serve, env=env, start_new_session=True))  # noqa: S603
+    worker = [*command, "worker"]
+    children.append(subprocess.Popen(worker, env=env, start_new_session=True))  # noqa: S603
 
     stopping = False
 
@@ -88,6 +91,7 @@ def _start_redis() -> subprocess.Popen[bytes] | None:
             "",
         ],
         stdout=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
