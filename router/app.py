@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from router import api, metrics
+from router.alert import AlertStatus
 from router.auth import check_headers, check_signature
 from router.dedupe import Deduper, Receipt, Routed, summarize
 from router.errors import AuthError, PayloadError
@@ -108,8 +109,9 @@ async def _receive(request: Request, name: str) -> Response:
 
     receipt = Receipt(alerts=len(alerts))
     routed: list[Routed] = []
+    firing = 0
     for alert in alerts:
-        metrics.ALERTS_RECEIVED.labels(name, alert.status.value).inc()
+        firing += alert.status is AlertStatus.FIRING
         if alert.is_test:
             # Grafana's "Test" button: proves the contact point works; never opens an incident.
             receipt.tests += 1
@@ -134,8 +136,11 @@ async def _receive(request: Request, name: str) -> Response:
             503, "storage unavailable, retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}
         )
     summarize(receipt, results)
-    for outcome, _ in results:
-        metrics.DEDUPE_OUTCOMES.labels(outcome.value).inc()
+    # Counted per webhook, not per alert: label lookups are a visible cost at 20 alerts a post.
+    metrics.ALERTS_RECEIVED.labels(name, "firing").inc(firing)
+    metrics.ALERTS_RECEIVED.labels(name, "resolved").inc(len(alerts) - firing)
+    for outcome, count in receipt.outcomes.items():
+        metrics.DEDUPE_OUTCOMES.labels(outcome.value).inc(count)
     if receipt.opened:
         log.info("incidents_opened", integration=name, incidents=receipt.opened)
     return JSONResponse(receipt.as_json(), status_code=202)

@@ -3,8 +3,9 @@
 Each file is validated on its own against a strict schema (unknown keys are errors), so every
 problem names its file and the path inside it. The files are then merged (lists concatenated in
 file-name order, which is also rule order) and checked across files: duplicate names, dangling
-references, and the severity table being complete. `load_rules` reports *every* problem at once in
-a `ConfigError`; it never stops at the first.
+references, and the severity table being complete. `load_rules` reports every problem of a stage
+at once in a `ConfigError`, never only the first; the cross-file stage runs only when every file
+passed the schema (a file that failed would show up as dangling references).
 """
 
 from __future__ import annotations
