@@ -234,7 +234,8 @@ def test_replayed_events_change_nothing(
     # twice or write the timeline twice.
     redis, keys = worker.redis, worker.context.keys
     post(client, DISK_FULL | {"severity": "critical"})
-    entry_id, fields = redis.xrange(keys.events)[0]
+    entries: Any = redis.xrange(keys.events)
+    entry_id, fields = entries[0]
     worker.drain()
     process_events(
         fields[b"incident"].decode(),
