@@ -14,7 +14,7 @@ import hmac
 from collections.abc import Callable, Mapping
 
 from router.errors import AuthError
-from router.rulefile import Integration, SecretRef
+from router.ruleschema import Integration, SecretRef
 from router.secrets import Secret
 
 # Maps a secret reference from the rule file to its resolved value (`Ruleset.secret`).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from router.rulefile import SeverityPolicy, Team
+from router.ruleschema import SeverityPolicy, Team
 from router.severity import Severity
 
 

@@ -19,7 +19,8 @@ import jinja2
 from router.alert import Alert
 from router.errors import ConfigError
 from router.matchers import Matcher, MatcherError, parse_matchers
-from router.rulefile import (
+from router.rulefile import load_rules
+from router.ruleschema import (
     GROUP_BY_ALL,
     Channel,
     Integration,
@@ -27,7 +28,6 @@ from router.rulefile import (
     SecretRef,
     SeverityPolicy,
     Team,
-    load_rules,
 )
 from router.secrets import Secret
 from router.severity import Severity

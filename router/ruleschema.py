@@ -1,0 +1,282 @@
+"""The schema of `rules/*.yaml`: strict pydantic models, one per section.
+
+Unknown keys are errors, secrets are references (`{env: NAME}` or `{file: PATH}`), durations are
+written as people write them (`5m`). Loading, merging and the checks across files live in
+`router/rulefile.py`; channel settings in `router/channelschema.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from router.durations import parse_duration
+from router.severity import Severity
+
+# `group_by: ['...']` groups by every label, i.e. each distinct alert is its own incident.
+GROUP_BY_ALL = "..."
+# Error type of a secret written inline; its value is never repeated in the error message.
+_WRITTEN_INLINE = "inline_secret"
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, bool):
+        # YAML reads `yes`/`true` as a bool, which float() would take for 1 second.
+        # pydantic turns only ValueError into a validation error, not TypeError.
+        raise ValueError(  # noqa: TRY004
+            "invalid duration: use a number and a unit, like 30s, 5m, 1h or 1h30m"
+        )
+    return value
+
+
+def _group_by(names: list[str]) -> list[str]:
+    if GROUP_BY_ALL in names and len(names) > 1:
+        raise ValueError(
+            f"{GROUP_BY_ALL!r} groups by every label; it cannot be combined with others {names}"
+        )
+    return names
+
+
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+GroupBy = Annotated[list[str], AfterValidator(_group_by)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(Strict):
+    """Where a secret comes from: `{env: NAME}` or `{file: /path}`. Never the secret itself."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_not_value(cls, data: object) -> object:
+        if not isinstance(data, Mapping | SecretRef):
+            raise PydanticCustomError(
+                _WRITTEN_INLINE,
+                "a secret is never written in a rule file; reference it as {env: NAME} or "
+                "{file: /path}",
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env or file")
+        return self
+
+    def describe(self) -> str:
+        return f"environment variable {self.env}" if self.env else f"file {self.file}"
+
+
+class BasicAuth(Strict):
+    username: str
+    password: SecretRef
+
+
+class HmacAuth(Strict):
+    secret: SecretRef
+    header: str = "X-Grafana-Alerting-Signature"
+    # Grafana has no default timestamp header; when set, the signed message is `ts:body`.
+    timestamp_header: str | None = None
+    max_age: Duration = 300.0
+
+
+class Auth(Strict):
+    bearer: SecretRef | None = None
+    basic: BasicAuth | None = None
+    hmac: HmacAuth | None = None
+    # An integration without credentials must say so; silence is never taken for consent.
+    none: bool = False
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Auth:
+        mechanisms = [self.bearer is not None, self.basic is not None, self.hmac is not None]
+        if self.none and any(mechanisms):
+            raise ValueError("none: true cannot be combined with credentials")
+        if not self.none and not any(mechanisms):
+            raise ValueError("give bearer, basic or hmac credentials, or none: true")
+        if self.bearer is not None and self.basic is not None:
+            raise ValueError("bearer and basic both use the Authorization header; choose one")
+        return self
+
+
+class Integration(Strict):
+    name: Name
+    type: Literal["alertmanager", "grafana"]
+    auth: Auth
+
+
+class SeverityPolicy(Strict):
+    description: str = ""
+    # The acknowledgement deadline; None means "next business day".
+    response_time: Duration | None
+    update_every: Duration | None = None
+    escalate_after: Duration | None = None
+    paging: Literal["page", "notify_then_page", "notify_business_hours"]
+    requires_commander: bool = False
+
+    @field_validator("response_time", mode="before")
+    @classmethod
+    def _next_business_day(cls, value: object) -> object:
+        return None if value == "next_business_day" else value
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WORKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+
+
+class BusinessHours(Strict):
+    timezone: str = "UTC"
+    days: list[Weekday] = Field(default_factory=lambda: list(_WORKDAYS))
+    start: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "09:00"
+    end: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "17:00"
+
+
+class Channel(Strict):
+    name: Name
+    type: Literal["webhook", "log"]
+    url: SecretRef | None = None
+    signing_secret: SecretRef | None = None
+    timeout: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> Channel:
+        if self.type == "webhook" and self.url is None:
+            raise ValueError("a webhook channel needs url: {env: NAME} or {file: PATH}")
+        if self.type == "log" and (self.url or self.signing_secret):
+            raise ValueError("a log channel takes no url or signing_secret")
+        return self
+
+
+class EscalationStep(Strict):
+    notify: list[Name] = Field(min_length=1)
+    wait: Duration = 300.0
+
+
+class Team(Strict):
+    name: Name
+    # Where SEV3/SEV4 notifications and incident updates go.
+    channel: Name | None = None
+    escalation: list[EscalationStep] = Field(default_factory=list)
+    repeat: int = Field(default=0, ge=0, le=10)
+
+
+class Defaults(Strict):
+    team: Name | None = None
+    severity: Severity = Severity.SEV3
+    group_by: GroupBy = Field(default_factory=lambda: ["alertname"])
+
+
+class SeverityFromLabel(Strict):
+    """Severity read from a label, e.g. kube-prometheus `severity: critical` -> SEV2.
+
+    Values are compared case-insensitively (Grafana users type `Critical`, `HIGH`); a missing
+    label or an unlisted value falls back to the rule's `severity`, then to the defaults.
+    """
+
+    label: str
+    values: dict[str, Severity] = Field(min_length=1)
+
+    @field_validator("values")
+    @classmethod
+    def _lowercase(cls, values: dict[str, Severity]) -> dict[str, Severity]:
+        lowered: dict[str, Severity] = {}
+        spelled: dict[str, str] = {}
+        for key, severity in values.items():
+            other = spelled.setdefault(key.lower(), key)
+            if lowered.get(key.lower(), severity) != severity:
+                raise ValueError(
+                    f"{other!r} and {key!r} differ only in case (values are compared "
+                    f"case-insensitively) but map to {lowered[key.lower()]} and {severity}"
+                )
+            lowered[key.lower()] = severity
+        return lowered
+
+
+class Rule(Strict):
+    name: Name
+    # Matcher strings in Alertmanager syntax, all of which must match; empty matches every alert.
+    match: list[str] = Field(default_factory=list)
+    severity: Severity | None = None
+    severity_from_label: SeverityFromLabel | None = None
+    team: Name | None = None
+    group_by: GroupBy | None = None
+    title: str | None = None
+    summary: str | None = None
+    runbook: str | None = None
+    drop: bool = False
+    continue_: bool = Field(default=False, alias="continue")
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _one_string(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _drop_is_alone(self) -> Rule:
+        if not self.drop:
+            return self
+        routed = ("severity", "severity_from_label", "team", "group_by", "title", "summary")
+        extra = [key for key in (*routed, "runbook") if getattr(self, key) is not None]
+        if self.continue_:
+            extra.append("continue")
+        if extra:
+            raise ValueError(f"a drop rule only has name and match; remove {', '.join(extra)}")
+        return self
+
+
+class IncidentPolicy(Strict):
+    # A member alert re-firing this soon after mitigation reopens the incident.
+    flap_window: Duration = 1800.0
+    retention: Duration = 90 * 86400.0
+
+
+class RuleFile(Strict):
+    """One YAML document; every section is optional so rules can be split across files."""
+
+    integrations: list[Integration] = Field(default_factory=list)
+    severities: dict[Severity, SeverityPolicy] = Field(default_factory=dict)
+    business_hours: BusinessHours | None = None
+    channels: list[Channel] = Field(default_factory=list)
+    teams: list[Team] = Field(default_factory=list)
+    defaults: Defaults | None = None
+    rules: list[Rule] = Field(default_factory=list)
+    incidents: IncidentPolicy | None = None
+
+
+class RuleConfig(Strict):
+    """All rule files merged; the input `Ruleset` is compiled from."""
+
+    integrations: list[Integration]
+    severities: dict[Severity, SeverityPolicy]
+    business_hours: BusinessHours
+    channels: list[Channel]
+    teams: list[Team]
+    defaults: Defaults
+    rules: list[Rule]
+    incidents: IncidentPolicy
+    # file each rule came from, for error messages and `explain`
+    rule_files: dict[str, str]
+    # file each named item came from, keyed like `teams[platform]`, for error messages
+    item_files: dict[str, str] = Field(default_factory=dict)
+
+
