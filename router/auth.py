@@ -14,7 +14,8 @@ import hmac
 from collections.abc import Callable, Mapping
 
 from router.errors import AuthError
-from router.ruleschema import Integration, SecretRef
+from router.ruleschema import Integration
+from router.schemabase import SecretRef
 from router.secrets import Secret
 
 # Maps a secret reference from the rule file to its resolved value (`Ruleset.secret`).

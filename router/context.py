@@ -13,10 +13,9 @@ from redis import Redis
 
 from router.incidents import IncidentStore
 from router.keys import Keys
-from router.notify.base import Channel
-from router.notify.log import LogChannel
+from router.notify.base import Channel, ThreadStore
+from router.notify.factory import build_channel
 from router.notify.retry import RetryPolicy
-from router.notify.webhook import WebhookChannel
 from router.ruleset import Ruleset
 from router.settings import Settings
 
@@ -44,21 +43,11 @@ class WorkerContext:
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
 
 
-def build_channels(ruleset: Ruleset, http: httpx.Client) -> dict[str, Channel]:
+def build_channels(
+    ruleset: Ruleset, http: httpx.Client, threads: ThreadStore
+) -> dict[str, Channel]:
     """One channel object per channel in the rules, secrets resolved."""
-    channels: dict[str, Channel] = {}
-    for config in ruleset.config.channels:
-        if config.type == "log":
-            channels[config.name] = LogChannel(config.name)
-        else:
-            assert config.url is not None  # the rule file schema requires it for webhooks
-            channels[config.name] = WebhookChannel(
-                config.name,
-                ruleset.secret(config.url),
-                signing_secret=ruleset.secret(config.signing_secret)
-                if config.signing_secret
-                else None,
-                client=http,
-                timeout=config.timeout,
-            )
-    return channels
+    return {
+        config.name: build_channel(config, ruleset.secret, http, threads)
+        for config in ruleset.config.channels
+    }

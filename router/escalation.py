@@ -35,7 +35,11 @@ def _targets(
     incident: str, team: Team, policy: SeverityPolicy, kind: str, event: str
 ) -> list[PageRequest]:
     if policy.paging == "page" and team.escalation:
-        return [PageRequest(incident, 1, name, kind, event) for name in team.escalation[0].notify]
+        return [
+            PageRequest(incident, 1, target.channel, kind, event)
+            for target in team.escalation[0].notify
+            if target.channel is not None
+        ]
     if team.channel is not None:
         return [PageRequest(incident, 0, team.channel, kind, event)]
     return []

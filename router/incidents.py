@@ -209,3 +209,20 @@ def _incident(
         alerts=alerts,
         timeline=timeline,
     )
+
+
+class RedisThreads:
+    """`ThreadStore` in Redis: the first message's handle per incident and channel."""
+
+    def __init__(self, redis: Redis, keys: Keys, ttl_seconds: int) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._ttl = ttl_seconds
+
+    def get(self, channel: str, incident: str) -> str | None:
+        value = self._redis.get(self._keys.thread(incident, channel))
+        return text(value) if value is not None else None
+
+    def set(self, channel: str, incident: str, handle: str) -> None:
+        # NX: the first message of the incident is the thread, whoever posts later.
+        self._redis.set(self._keys.thread(incident, channel), handle, nx=True, ex=self._ttl)

@@ -26,7 +26,7 @@ from rq.exceptions import DuplicateJobError
 
 from router import events, paging
 from router.context import Scheduler, WorkerContext, build_channels
-from router.incidents import IncidentStore
+from router.incidents import IncidentStore, RedisThreads
 from router.keys import EVENTS_GROUP, Keys, text
 from router.ruleset import Ruleset
 from router.settings import Settings
@@ -179,7 +179,9 @@ def build_context(
         redis=redis,
         keys=keys,
         store=IncidentStore(redis, keys),
-        channels=build_channels(ruleset, http),
+        channels=build_channels(
+            ruleset, http, RedisThreads(redis, keys, int(ruleset.config.incidents.retention))
+        ),
         schedule=make_scheduler(queue),
         http=http,
     )

@@ -20,13 +20,13 @@ from pydantic import ValidationError
 
 from router.errors import ConfigError
 from router.ruleschema import (
-    _WRITTEN_INLINE,
     BusinessHours,
     Defaults,
     IncidentPolicy,
     RuleConfig,
     RuleFile,
 )
+from router.schemabase import _WRITTEN_INLINE
 from router.severity import Severity
 
 
@@ -77,6 +77,8 @@ def merge(parsed: Iterable[tuple[str, RuleFile]]) -> RuleConfig:
         "integrations": [],
         "severities": {},
         "channels": [],
+        "people": [],
+        "schedules": [],
         "teams": [],
         "rules": [],
     }
@@ -85,7 +87,7 @@ def merge(parsed: Iterable[tuple[str, RuleFile]]) -> RuleConfig:
     item_files: dict[str, str] = {}
     severity_files: list[str] = []
     for file, doc in parsed:
-        for section in ("integrations", "channels", "teams", "rules"):
+        for section in ("integrations", "channels", "people", "schedules", "teams", "rules"):
             for item in getattr(doc, section):
                 where = f"{section}[{item.name}]"
                 if where in item_files:
@@ -121,6 +123,8 @@ def merge(parsed: Iterable[tuple[str, RuleFile]]) -> RuleConfig:
         severities=merged["severities"],
         business_hours=singletons.get("business_hours", ("", BusinessHours()))[1],
         channels=merged["channels"],
+        people=merged["people"],
+        schedules=merged["schedules"],
         teams=merged["teams"],
         defaults=singletons.get("defaults", ("", Defaults()))[1],
         rules=merged["rules"],
@@ -139,17 +143,48 @@ def _reference_problems(config: RuleConfig, defaults_file: str) -> list[str]:
     """Dangling references and paging routes without anyone to page (duplicates: `merge`)."""
     problems: list[str] = []
     channels = {c.name for c in config.channels}
+    known = {
+        "channel": channels,
+        "person": {p.name for p in config.people},
+        "schedule": {s.name for s in config.schedules},
+    }
     teams = {t.name: t for t in config.teams}
+
+    def located(section: str, name: str) -> str:
+        return f"{config.item_files.get(f'{section}[{name}]', '?')}: {section}[{name}]"
+
+    for channel in config.channels:
+        if channel.fallback is not None and channel.fallback not in channels:
+            where = located("channels", channel.name)
+            problems.append(f"{where}.fallback: unknown channel {channel.fallback!r}")
+        elif channel.fallback == channel.name:
+            problems.append(f"{located('channels', channel.name)}.fallback: falls back to itself")
+    for person in config.people:
+        for index, contact in enumerate(person.contacts):
+            if contact.channel not in channels:
+                where = f"{located('people', person.name)}.contacts[{index}].channel"
+                problems.append(f"{where}: unknown channel {contact.channel!r}")
+    for schedule in config.schedules:
+        where = located("schedules", schedule.name)
+        for index, layer in enumerate(schedule.layers):
+            for member in layer.members:
+                if member not in known["person"]:
+                    problems.append(f"{where}.layers[{index}].members: unknown person {member!r}")
+        for index, override in enumerate(schedule.overrides):
+            if override.person not in known["person"]:
+                problems.append(
+                    f"{where}.overrides[{index}].person: unknown person {override.person!r}"
+                )
     for team in config.teams:
-        where = f"{config.item_files.get(f'teams[{team.name}]', '?')}: teams[{team.name}]"
+        where = located("teams", team.name)
         if team.channel is not None and team.channel not in channels:
             problems.append(f"{where}.channel: unknown channel {team.channel!r}")
         # 0-based like every other path in an error, so `escalation[0]` is the first step.
         for index, step in enumerate(team.escalation):
             for target in step.notify:
-                if target not in channels:
+                if target.ref not in known[target.kind]:
                     problems.append(
-                        f"{where}.escalation[{index}].notify: unknown channel {target!r}"
+                        f"{where}.escalation[{index}].notify: unknown {target.kind} {target.ref!r}"
                     )
     default_team = config.defaults.team
     if default_team is not None and default_team not in teams:

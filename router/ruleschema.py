@@ -7,40 +7,22 @@ written as people write them (`5m`). Loading, merging and the checks across file
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from router.durations import parse_duration
+from router.channelschema import ChannelConfig
+from router.oncallschema import Person, Schedule, Target
+from router.schemabase import Duration, Name, SecretRef, Strict
 from router.severity import Severity
 
 # `group_by: ['...']` groups by every label, i.e. each distinct alert is its own incident.
 GROUP_BY_ALL = "..."
-# Error type of a secret written inline; its value is never repeated in the error message.
-_WRITTEN_INLINE = "inline_secret"
-
-
-def _duration(value: object) -> object:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, bool):
-        # YAML reads `yes`/`true` as a bool, which float() would take for 1 second.
-        # pydantic turns only ValueError into a validation error, not TypeError.
-        raise ValueError(  # noqa: TRY004
-            "invalid duration: use a number and a unit, like 30s, 5m, 1h or 1h30m"
-        )
-    return value
 
 
 def _group_by(names: list[str]) -> list[str]:
@@ -51,40 +33,7 @@ def _group_by(names: list[str]) -> list[str]:
     return names
 
 
-Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 GroupBy = Annotated[list[str], AfterValidator(_group_by)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecretRef(Strict):
-    """Where a secret comes from: `{env: NAME}` or `{file: /path}`. Never the secret itself."""
-
-    env: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reference_not_value(cls, data: object) -> object:
-        if not isinstance(data, Mapping | SecretRef):
-            raise PydanticCustomError(
-                _WRITTEN_INLINE,
-                "a secret is never written in a rule file; reference it as {env: NAME} or "
-                "{file: /path}",
-            )
-        return data
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of env or file")
-        return self
-
-    def describe(self) -> str:
-        return f"environment variable {self.env}" if self.env else f"file {self.file}"
 
 
 class BasicAuth(Strict):
@@ -151,24 +100,8 @@ class BusinessHours(Strict):
     end: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "17:00"
 
 
-class Channel(Strict):
-    name: Name
-    type: Literal["webhook", "log"]
-    url: SecretRef | None = None
-    signing_secret: SecretRef | None = None
-    timeout: Duration = 10.0
-
-    @model_validator(mode="after")
-    def _fields_for_type(self) -> Channel:
-        if self.type == "webhook" and self.url is None:
-            raise ValueError("a webhook channel needs url: {env: NAME} or {file: PATH}")
-        if self.type == "log" and (self.url or self.signing_secret):
-            raise ValueError("a log channel takes no url or signing_secret")
-        return self
-
-
 class EscalationStep(Strict):
-    notify: list[Name] = Field(min_length=1)
+    notify: list[Target] = Field(min_length=1)
     wait: Duration = 300.0
 
 
@@ -256,7 +189,9 @@ class RuleFile(Strict):
     integrations: list[Integration] = Field(default_factory=list)
     severities: dict[Severity, SeverityPolicy] = Field(default_factory=dict)
     business_hours: BusinessHours | None = None
-    channels: list[Channel] = Field(default_factory=list)
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    people: list[Person] = Field(default_factory=list)
+    schedules: list[Schedule] = Field(default_factory=list)
     teams: list[Team] = Field(default_factory=list)
     defaults: Defaults | None = None
     rules: list[Rule] = Field(default_factory=list)
@@ -269,7 +204,9 @@ class RuleConfig(Strict):
     integrations: list[Integration]
     severities: dict[Severity, SeverityPolicy]
     business_hours: BusinessHours
-    channels: list[Channel]
+    channels: list[ChannelConfig]
+    people: list[Person]
+    schedules: list[Schedule]
     teams: list[Team]
     defaults: Defaults
     rules: list[Rule]
@@ -278,5 +215,3 @@ class RuleConfig(Strict):
     rule_files: dict[str, str]
     # file each named item came from, keyed like `teams[platform]`, for error messages
     item_files: dict[str, str] = Field(default_factory=dict)
-
-

@@ -17,18 +17,18 @@ from typing import Any
 import jinja2
 
 from router.alert import Alert
+from router.channelschema import SECRET_FIELDS, ChannelConfig
 from router.errors import ConfigError
 from router.matchers import Matcher, MatcherError, parse_matchers
 from router.rulefile import load_rules
 from router.ruleschema import (
     GROUP_BY_ALL,
-    Channel,
     Integration,
     RuleConfig,
-    SecretRef,
     SeverityPolicy,
     Team,
 )
+from router.schemabase import SecretRef
 from router.secrets import Secret
 from router.severity import Severity
 from router.templates import TemplateError, compile_template, render
@@ -118,7 +118,7 @@ class Ruleset:
     def team(self, name: str) -> Team | None:
         return next((t for t in self.config.teams if t.name == name), None)
 
-    def channel(self, name: str) -> Channel | None:
+    def channel(self, name: str) -> ChannelConfig | None:
         return next((c for c in self.config.channels if c.name == name), None)
 
     def policy(self, severity: Severity) -> SeverityPolicy:
@@ -312,9 +312,9 @@ def _secret_refs(config: RuleConfig) -> list[tuple[str, SecretRef]]:
         if auth.hmac:
             refs.append((f"{where}.hmac.secret", auth.hmac.secret))
     for channel in config.channels:
-        for attribute in ("url", "signing_secret"):
-            ref = getattr(channel, attribute)
-            if ref is not None:
+        for attribute in SECRET_FIELDS:
+            ref = getattr(channel, attribute, None)
+            if isinstance(ref, SecretRef):
                 refs.append((f"{located(f'channels[{channel.name}]')}.{attribute}", ref))
     return refs
 

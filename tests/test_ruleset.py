@@ -10,6 +10,7 @@ import pytest
 
 import router.ruleset as ruleset_module
 from router.alert import Alert, AlertStatus, Source, fingerprint
+from router.channelschema import WebhookChannelConfig
 from router.errors import ConfigError
 from router.ruleset import Decision, Ruleset, TraceStep, load_ruleset, template_context
 from router.secrets import Secret
@@ -485,7 +486,7 @@ def test_secrets_resolve_from_env_and_file(rules: Ruleset) -> None:
     am, signed, pager = rules.integration("am"), rules.integration("signed"), rules.channel("pager")
     assert am is not None and am.auth.bearer is not None
     assert signed is not None and signed.auth.hmac is not None
-    assert pager is not None and pager.url is not None
+    assert isinstance(pager, WebhookChannelConfig)
     assert rules.secret(am.auth.bearer).reveal() == TOKEN
     assert rules.secret(pager.url).reveal() == PAGER_URL
     # A file secret is stripped of surrounding whitespace (editors add a final newline).

@@ -12,7 +12,7 @@ import re
 import socket
 import ssl
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -42,6 +42,33 @@ class Outcome(StrEnum):
     PERMANENT = "permanent"  # retrying the same request cannot succeed: record and stop
 
 
+# What happened to the incident, as channels see it. Paging APIs map these onto their own
+# actions: the first four trigger (or re-trigger) an alert, acknowledged acknowledges it,
+# mitigated and resolved resolve it; notify and reminder are informational posts.
+EVENTS = (
+    "incident.opened",
+    "incident.severity_raised",
+    "incident.reopened",
+    "incident.escalated",
+    "incident.acknowledged",
+    "incident.mitigated",
+    "incident.resolved",
+    "incident.notify",
+    "incident.reminder",
+)
+TRIGGER_EVENTS = frozenset(EVENTS[:4])
+RESOLVE_EVENTS = frozenset({"incident.mitigated", "incident.resolved"})
+
+
+class ThreadStore(Protocol):
+    """Remembers a channel's handle for an incident's first message (Slack's `ts`), so later
+    messages about the same incident are threaded under it."""
+
+    def get(self, channel: str, incident: str) -> str | None: ...
+
+    def set(self, channel: str, incident: str, handle: str) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One notification, already rendered, addressed to nobody in particular.
@@ -53,15 +80,22 @@ class Message:
     """
 
     idempotency_key: str
-    event: str  # "incident.opened", "incident.severity_raised", "incident.reopened", ...
+    event: str  # one of EVENTS
     title: str  # one line for humans
     text: str  # a few lines for humans
     payload: Mapping[str, Any]
+    incident: str = ""  # "INC-42": PagerDuty's dedup_key, Opsgenie's alias, Slack's thread
+    severity: str = ""  # "SEV1".."SEV4"
+    # The paged person's address on this channel (an email address, a Slack member id),
+    # None when the page goes to the channel's own destination.
+    recipient: str | None = None
+    # Signed one-click links: {"ack": url, "resolve": url, "incident": url}; may be empty.
+    links: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for field in ("idempotency_key", "event"):
-            if not _HEADER_VALUE.fullmatch(getattr(self, field)):
-                raise ValueError(f"Message.{field} must be non-empty visible ASCII")
+        for name in ("idempotency_key", "event"):
+            if not _HEADER_VALUE.fullmatch(getattr(self, name)):
+                raise ValueError(f"Message.{name} must be non-empty visible ASCII")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,34 @@
+"""Channel objects from the channel settings in `rules/`, secrets resolved."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from router.channelschema import ChannelConfig, LogChannelConfig, WebhookChannelConfig
+from router.notify.base import Channel, ThreadStore
+from router.notify.log import LogChannel
+from router.notify.webhook import WebhookChannel
+from router.schemabase import SecretRef
+from router.secrets import Secret
+
+SecretResolver = Callable[[SecretRef], Secret]
+
+
+def build_channel(
+    config: ChannelConfig, secret: SecretResolver, http: httpx.Client, threads: ThreadStore
+) -> Channel:
+    """The channel for one `channels:` entry. Raises ConfigError for unusable settings."""
+    match config:
+        case LogChannelConfig():
+            return LogChannel(config.name)
+        case WebhookChannelConfig():
+            return WebhookChannel(
+                config.name,
+                secret(config.url),
+                signing_secret=secret(config.signing_secret) if config.signing_secret else None,
+                client=http,
+                timeout=config.timeout,
+            )
+    raise NotImplementedError(f"channel type {config.type!r} arrives with issue #3")
