@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from router.incidents import IncidentStore
 from router.keys import Keys
 from router.notify.base import Channel, ThreadStore
 from router.notify.factory import build_channel
+from router.notify.render import Renderer
 from router.notify.retry import RetryPolicy
 from router.ruleset import Ruleset
 from router.settings import Settings
@@ -44,10 +46,12 @@ class WorkerContext:
 
 
 def build_channels(
-    ruleset: Ruleset, http: httpx.Client, threads: ThreadStore
+    ruleset: Ruleset, http: httpx.Client, threads: ThreadStore, templates: Path | None
 ) -> dict[str, Channel]:
-    """One channel object per channel in the rules, secrets resolved."""
+    """One channel object per channel in the rules, secrets resolved; message templates in
+    `templates` (the rules' templates/ directory) override the shipped ones."""
+    renderer = Renderer(templates)
     return {
-        config.name: build_channel(config, ruleset.secret, http, threads)
+        config.name: build_channel(config, ruleset.secret, http, threads, renderer)
         for config in ruleset.config.channels
     }

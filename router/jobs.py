@@ -15,6 +15,7 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -168,6 +169,11 @@ class Pump:
                 stop.wait(1.0)
 
 
+def templates_dir(rules_path: Path) -> Path:
+    """`templates/` next to the rule files: where message template overrides live."""
+    return (rules_path if rules_path.is_dir() else rules_path.parent) / "templates"
+
+
 def build_context(
     settings: Settings, ruleset: Ruleset, redis: Redis, queue: Queue
 ) -> WorkerContext:
@@ -180,7 +186,10 @@ def build_context(
         keys=keys,
         store=IncidentStore(redis, keys),
         channels=build_channels(
-            ruleset, http, RedisThreads(redis, keys, int(ruleset.config.incidents.retention))
+            ruleset,
+            http,
+            RedisThreads(redis, keys, int(ruleset.config.incidents.retention)),
+            templates_dir(settings.rules_path),
         ),
         schedule=make_scheduler(queue),
         http=http,

@@ -9,6 +9,7 @@ import httpx
 from router.channelschema import ChannelConfig, LogChannelConfig, WebhookChannelConfig
 from router.notify.base import Channel, ThreadStore
 from router.notify.log import LogChannel
+from router.notify.render import Renderer
 from router.notify.webhook import WebhookChannel
 from router.schemabase import SecretRef
 from router.secrets import Secret
@@ -17,7 +18,11 @@ SecretResolver = Callable[[SecretRef], Secret]
 
 
 def build_channel(
-    config: ChannelConfig, secret: SecretResolver, http: httpx.Client, threads: ThreadStore
+    config: ChannelConfig,
+    secret: SecretResolver,
+    http: httpx.Client,
+    threads: ThreadStore,
+    renderer: Renderer,
 ) -> Channel:
     """The channel for one `channels:` entry. Raises ConfigError for unusable settings."""
     match config:
