@@ -25,13 +25,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from router import api, metrics
+from router import api, api_actions, metrics
 from router.alert import AlertStatus
 from router.auth import check_headers, check_signature
 from router.dedupe import Deduper, Receipt, Routed, summarize
 from router.errors import AuthError, PayloadError
 from router.incidents import IncidentStore
 from router.keys import Keys
+from router.lifecycle import Lifecycle
 from router.ruleset import Ruleset
 from router.settings import Settings
 from router.sources import SourceKind, parse
@@ -53,6 +54,7 @@ class Services:
     sync_redis: Redis
     deduper: Deduper
     store: IncidentStore
+    lifecycle: Lifecycle
     registry: CollectorRegistry
 
 
@@ -213,6 +215,7 @@ def create_app(
         sync_redis=sync_redis,
         deduper=Deduper(async_redis, settings.key_prefix),
         store=IncidentStore(sync_redis, keys),
+        lifecycle=Lifecycle(sync_redis, keys),
         registry=registry,
     )
 
@@ -226,6 +229,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/api/v1/webhooks/{integration}", receive_webhook, methods=["POST", "PUT"]),
+            *api_actions.routes,
             *api.routes,
             Route("/healthz", healthz),
             Route("/readyz", readyz),

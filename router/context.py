@@ -42,6 +42,8 @@ class WorkerContext:
     # The pooled HTTP client every channel shares; closed when the worker stops.
     http: httpx.Client
     clock: Callable[[], datetime] = utc_now
+    # links(incident, person) -> {"ack": url, "resolve": url, "incident": url}, signed
+    links: Callable[[str, str], Mapping[str, str]] = lambda incident, person: {}
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
 
 

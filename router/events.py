@@ -1,10 +1,10 @@
-"""Carrying out what a webhook changed: the timeline, the incident's texts, and who is told.
+"""Carrying out what changed an incident: the timeline, escalation, and who is told.
 
-The ingest script already decided *what* happened (opened, added, severity raised, reopened,
-resolved, all resolved) and changed the incident's state atomically. A job then calls
-`apply_events` for one stream entry. Every effect is idempotent: timeline entries are keyed by
-event id (`append_once`) and pages by their idempotency key, so a job that runs twice (a worker
-died, the pump re-delivered) changes nothing the second time.
+The ingest script (alerts) and the transition script (people) already decided *what* happened
+and changed the incident's state atomically; each appended an entry to the events stream. A job
+calls `apply_events` for one entry. Every effect is idempotent: timeline entries are keyed by
+event id (`append_once`), pages by their idempotency key, escalation moves by token, so a job
+that runs twice (a worker died, the pump re-delivered) changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -16,16 +16,25 @@ from typing import Any
 
 import structlog
 
-from router import escalation
+from router import escalation, escalations, paging
 from router.alert import from_record
 from router.context import WorkerContext
-from router.escalation import PageRequest
-from router.incidents import Incident, TimelineEntry
-from router.paging import request_page
+from router.escalations import ANY_TOKEN
+from router.incidents import Incident, IncidentState, TimelineEntry
+from router.keys import text
+from router.paging import PageRequest
 from router.ruleset import Decision
 from router.severity import Severity
 
 log = structlog.get_logger(__name__)
+
+# Events after which whoever was paged hears how the incident ended (or who took it).
+_FOLLOW_UPS = {
+    "acknowledged": ("incident.acknowledged", "ack"),
+    "all_resolved": ("incident.mitigated", "mitigated"),
+    "mitigated_by_hand": ("incident.mitigated", "mitigated"),
+    "resolved_by_hand": ("incident.resolved", "resolved"),
+}
 
 
 def apply_events(
@@ -44,13 +53,64 @@ def apply_events(
         kind = event["k"]
         if kind == "opened":
             incident = _describe(ctx, incident, event["fp"])
-        entry = _timeline_entry(ctx, incident, event, at)
-        ctx.store.append_once(incident_id, member, entry)
-        for request in _pages(ctx, incident, event):
-            request_page(ctx, request)
+        ctx.store.append_once(incident_id, member, _timeline_entry(ctx, incident, event, at))
+        _act(ctx, incident, event, member)
     log.info(
         "events_applied", incident=incident_id, entry=entry_id, events=[e["k"] for e in events]
     )
+
+
+def _act(ctx: WorkerContext, incident: Incident, event: Mapping[str, Any], member: str) -> None:
+    kind = event["k"]
+    snapshot = escalations.snapshot(ctx, incident.id, incident.team)
+    if snapshot is None:
+        log.warning("team_missing", incident=incident.id, team=incident.team)
+        return
+    ruleset, now = ctx.ruleset, ctx.clock()
+    hours = ruleset.config.business_hours
+    policy = ruleset.policy(incident.severity)
+    plan = None
+    if kind == "opened":
+        plan = escalation.start(policy, snapshot, hours, now)
+    elif kind in ("reopened", "reopened_by_hand"):
+        suffix = f"-reopen-{event['n']}"
+        plan = escalation.start(
+            policy, snapshot, hours, now, event="incident.reopened", kind_suffix=suffix
+        )
+    elif kind == "severity_raised":
+        new = Severity(event["sev"])
+        if incident.state is IncidentState.TRIGGERED:
+            fields = _fields(ctx, incident.id)
+            plan = escalation.raise_severity(
+                ruleset.policy(Severity(event["from"])),
+                ruleset.policy(new),
+                snapshot,
+                hours,
+                escalations.position(fields),
+                new,
+                now,
+            )
+    elif kind in _FOLLOW_UPS:
+        paging.cancel_pending(ctx, incident.id)
+        notify_event, prefix = _FOLLOW_UPS[kind]
+        for paged in paging.paged(ctx, incident.id):
+            follow_up = PageRequest(
+                incident.id,
+                paged.step,
+                paged.target,
+                paged.channel,
+                f"{prefix}-{event.get('n', 0)}",
+                notify_event,
+                paged.recipient,
+            )
+            paging.request_page(ctx, follow_up)
+    if plan is not None:
+        escalations.carry_out(ctx, incident.id, plan, expected=ANY_TOKEN, member=f"{member}:esc")
+
+
+def _fields(ctx: WorkerContext, incident_id: str) -> dict[str, str]:
+    raw = ctx.redis.hgetall(ctx.keys.incident(incident_id))
+    return {text(k): text(v) for k, v in raw.items()}
 
 
 def _describe(ctx: WorkerContext, incident: Incident, fingerprint: str) -> Incident:
@@ -77,6 +137,7 @@ def _timeline_entry(
     kind = event["k"]
     fingerprint = event.get("fp", "")
     alert = _alert_name(ctx, incident.id, fingerprint) if fingerprint else ""
+    actor = event.get("actor", "sevrouter")
     texts = {
         "opened": f"Incident opened: {incident.title} "
         f"({event.get('sev')}, team {incident.team}, rule {incident.rule})",
@@ -86,9 +147,14 @@ def _timeline_entry(
         "all_resolved": "Every alert resolved: incident mitigated",
         "severity_raised": f"Severity raised from {event.get('from')} to {event.get('sev')} "
         f"by alert {alert}",
+        "acknowledged": f"Acknowledged by {actor}",
+        "mitigated_by_hand": f"Marked mitigated by {actor}",
+        "resolved_by_hand": f"Resolved by {actor}",
+        "reopened_by_hand": f"Reopened by {actor}",
+        "closed": f"Closed by {actor}",
     }
     data = {"fingerprint": fingerprint} if fingerprint else {}
-    return TimelineEntry(at, kind, texts.get(kind, kind), data=data)
+    return TimelineEntry(at, kind, texts.get(kind, kind), actor=actor, data=data)
 
 
 def _alert_name(ctx: WorkerContext, incident_id: str, fingerprint: str) -> str:
@@ -99,29 +165,6 @@ def _alert_name(ctx: WorkerContext, incident_id: str, fingerprint: str) -> str:
     name = labels.get("alertname", fingerprint)
     detail = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "alertname")
     return f"{name} {{{detail}}}" if detail else str(name)
-
-
-def _pages(ctx: WorkerContext, incident: Incident, event: Mapping[str, Any]) -> list[PageRequest]:
-    kind = event["k"]
-    ruleset = ctx.ruleset
-    team = ruleset.team(incident.team)
-    if team is None:
-        log.warning("team_missing", incident=incident.id, team=incident.team)
-        return []
-    policy = ruleset.policy(incident.severity)
-    if kind == "opened":
-        return escalation.on_opened(incident.id, team, policy)
-    if kind == "severity_raised":
-        old = ruleset.policy(Severity(event["from"]))
-        new_severity = Severity(event["sev"])
-        return escalation.on_severity_raised(
-            incident.id, team, old, ruleset.policy(new_severity), new_severity
-        )
-    if kind == "reopened":
-        return escalation.on_reopened(incident.id, team, policy, event["n"])
-    if kind == "all_resolved":
-        return escalation.on_mitigated(incident.id, team, policy, event["n"])
-    return []
 
 
 def decode_events(raw: str | bytes) -> list[dict[str, Any]]:

@@ -94,7 +94,9 @@ local function resolved(fp, incident, blob, akey)
   redis.call('HSET', ikey .. ':alerts', fp, blob)
   emit(incident, {k = 'resolved', fp = fp})
   if redis.call('SCARD', ikey .. ':firing') == 0 and is_open(redis.call('HGET', ikey, 'state')) then
-    redis.call('HSET', ikey, 'state', 'mitigated', 'mitigated_at', now, 'updated_at', now)
+    -- Service restored: stop escalating (a pending deadline finds its token gone).
+    redis.call('HSET', ikey, 'state', 'mitigated', 'mitigated_at', now, 'updated_at', now,
+      'esc_token', '')
     emit(incident, {k = 'all_resolved', n = tonumber(redis.call('HGET', ikey, 'reopen_count'))})
     return 'all_resolved'
   end

@@ -25,7 +25,8 @@ from redis.exceptions import RedisError, ResponseError
 from rq import Queue, Retry, SimpleWorker
 from rq.exceptions import DuplicateJobError
 
-from router import events, paging
+from router import escalations, events, paging
+from router.access import make_links
 from router.context import Scheduler, WorkerContext, build_channels
 from router.incidents import IncidentStore, RedisThreads
 from router.keys import EVENTS_GROUP, Keys, text
@@ -68,8 +69,13 @@ def deliver_page(page_key: str) -> str | None:
     return outcome.value if outcome else None
 
 
+def escalate(incident_id: str, token: str) -> bool:
+    return escalations.check(current(), incident_id, token)
+
+
 _JOBS: dict[str, Callable[..., Any]] = {
     paging.DELIVER_JOB: deliver_page,
+    escalations.ESCALATE_JOB: escalate,
 }
 
 
@@ -179,7 +185,7 @@ def build_context(
 ) -> WorkerContext:
     keys = Keys(settings.key_prefix)
     http = httpx.Client(follow_redirects=False, headers={"User-Agent": "sevrouter"})
-    return WorkerContext(
+    context = WorkerContext(
         settings=settings,
         ruleset=ruleset,
         redis=redis,
@@ -194,6 +200,15 @@ def build_context(
         schedule=make_scheduler(queue),
         http=http,
     )
+    context.links = lambda incident, person: make_links(
+        settings.public_url,
+        settings.link_secret,
+        incident,
+        person,
+        context.clock(),
+        settings.link_ttl_seconds,
+    )
+    return context
 
 
 def run_worker(settings: Settings, ruleset: Ruleset, *, burst: bool = False) -> None:

@@ -11,6 +11,7 @@ the same names from the prefix it is given; keep the two in step.
     {p}:incident:{id}:firing      set of member fingerprints still firing
     {p}:incident:{id}:timeline    list of timeline entries (JSON), oldest first
     {p}:incident:{id}:applied     set of event ids whose effects are done (idempotent jobs)
+    {p}:incident:{id}:pages       set of the incident's page keys
     {p}:incident:{id}:thread:{ch} a channel's handle for the incident's first message (Slack ts)
     {p}:incidents                 sorted set: incident id by opened-at ms
     {p}:events                    stream: what each webhook changed, consumed by the pump
@@ -78,6 +79,9 @@ class Keys:
 
     def applied(self, incident_id: str) -> str:
         return f"{self.prefix}:incident:{incident_id}:applied"
+
+    def incident_pages(self, incident_id: str) -> str:
+        return f"{self.prefix}:incident:{incident_id}:pages"
 
     def thread(self, incident_id: str, channel: str) -> str:
         return f"{self.prefix}:incident:{incident_id}:thread:{channel}"

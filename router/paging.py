@@ -1,24 +1,26 @@
 """Pages: created once per idempotency key, delivered with retries, every attempt on the timeline.
 
-`request_page` is the only way a page comes to exist: it creates the page record with `HSETNX`,
-so a second request for the same (incident, step, target, channel, kind) does nothing and a page
-is never sent twice. `deliver` makes one attempt and schedules the next one when the channel says
-the failure is transient; a short lock keeps two workers from sending the same page at once.
+`request_page` is the only way a page comes to exist: it creates the page record atomically only
+if absent, so a second request for the same (incident, step, target, channel, kind) does nothing
+and a page is never sent twice. `deliver` makes one attempt and schedules the next when the
+channel says the failure is transient; a short lock keeps two workers from sending one page at
+once. Acknowledging cancels pages still waiting to be (re)tried; a page that fails for good
+moves to the channel's `fallback`, if it has one.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 
 from router.context import WorkerContext
-from router.escalation import PageRequest
-from router.incidents import Incident, TimelineEntry
+from router.incidents import TimelineEntry
 from router.keys import page_hash, text
-from router.notify.base import Delivery, Message, Outcome
+from router.messages import build_message
+from router.notify.base import TRIGGER_EVENTS, Delivery, Outcome
 from router.notify.retry import next_delay
 
 log = structlog.get_logger(__name__)
@@ -28,13 +30,27 @@ DELIVER_JOB = "deliver_page"
 # died mid-send does not hold the page for long.
 _SEND_LOCK_SECONDS = 120
 
-
-# Creates a page record only if none exists.
-# KEYS[1] page record; ARGV[1] TTL seconds, then field/value pairs.
+# Creates a page record only if none exists, and lists it on its incident.
+# KEYS[1] page record, KEYS[2] the incident's page set; ARGV[1] TTL seconds, ARGV[2] page key,
+# then field/value pairs.
 _CREATE_PAGE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+"""
+# Records an attempt's outcome unless the page was cancelled meanwhile.
+# KEYS[1] page record; ARGV: field/value pairs. Returns 1 if recorded.
+_FINISH_ATTEMPT = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+# Cancels a page that is still pending. KEYS[1] page record. Returns 1 if cancelled.
+_CANCEL = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'cancelled')
 return 1
 """
 
@@ -43,6 +59,24 @@ class PageStatus:
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """One notification to one target on one channel; `key` is its idempotency key."""
+
+    incident: str
+    step: int  # 1-based escalation step; 0 for the team channel
+    target: str  # "channel:ops", "person:alice"
+    channel: str
+    kind: str  # why: trigger, escalate-2-r0, raised-SEV1, ack-r0, mitigated-0 ...
+    event: str  # incident.opened, incident.escalated, ...
+    recipient: str | None = None  # the person's address on the channel
+
+    @property
+    def key(self) -> str:
+        return f"{self.incident}:{self.step}:{self.target}:{self.channel}:{self.kind}"
 
 
 def request_page(ctx: WorkerContext, request: PageRequest) -> bool:
@@ -56,26 +90,24 @@ def request_page(ctx: WorkerContext, request: PageRequest) -> bool:
         "key": request.key,
         "incident": request.incident,
         "step": request.step,
+        "target": request.target,
         "channel": request.channel,
+        "recipient": request.recipient or "",
         "kind": request.kind,
         "event": request.event,
         "status": PageStatus.PENDING,
         "attempts": 0,
         "created_at": ctx.clock().isoformat(),
     }
-    args: list[str | int] = [int(ctx.ruleset.config.incidents.retention)]
+    args: list[str | int] = [int(ctx.ruleset.config.incidents.retention), request.key]
     for name, value in fields.items():
         args += [name, value]
-    created = bool(_create_page(ctx, key, args))
-    attempts = ctx.redis.hget(key, "attempts")
-    if attempts is not None and int(attempts) == 0:
+    script = ctx.redis.register_script(_CREATE_PAGE)
+    created = bool(script(keys=[key, ctx.keys.incident_pages(request.incident)], args=args))
+    status, attempts = ctx.redis.hmget(key, "status", "attempts")
+    if status is not None and text(status) == PageStatus.PENDING and int(attempts or 0) == 0:
         ctx.schedule(None, DELIVER_JOB, (request.key,), _job_id(request.key, 1))
     return created
-
-
-def _create_page(ctx: WorkerContext, key: str, args: list[str | int]) -> Any:
-    script = ctx.redis.register_script(_CREATE_PAGE)
-    return script(keys=[key], args=args)
 
 
 def deliver(ctx: WorkerContext, page_key: str) -> Outcome | None:
@@ -103,22 +135,28 @@ def _attempt(ctx: WorkerContext, page_key: str, key: str, record: dict[str, str]
         missing = "incident" if incident is None else f"channel {channel_name!r}"
         result = Delivery(Outcome.PERMANENT, f"{missing} no longer exists")
     else:
-        result = channel.send(build_message(incident, record, page_key), now=now)
+        person = (
+            record["target"].removeprefix("person:")
+            if record["target"].startswith("person:")
+            else ""
+        )
+        message = build_message(incident, record, page_key, ctx.links(incident_id, person))
+        result = channel.send(message, now=now)
     delay = None
     if result.outcome is Outcome.RETRY:
         delay = next_delay(ctx.retry_policy, attempt, result.retry_after, random.random())  # noqa: S311 - jitter, not security
     final = (
-        result.outcome
-        if result.outcome is not Outcome.RETRY or delay is not None
-        else Outcome.PERMANENT
+        Outcome.PERMANENT if result.outcome is Outcome.RETRY and delay is None else result.outcome
     )
     status = {
         Outcome.DELIVERED: PageStatus.DELIVERED,
         Outcome.PERMANENT: PageStatus.FAILED,
         Outcome.RETRY: PageStatus.PENDING,
     }[final]
-    ctx.redis.hset(
-        key, mapping={"status": status, "detail": result.detail, "updated_at": now.isoformat()}
+    finish = ctx.redis.register_script(_FINISH_ATTEMPT)
+    recorded = finish(
+        keys=[key],
+        args=["status", status, "detail", result.detail, "updated_at", now.isoformat()],
     )
     ctx.redis.hincrby(ctx.keys.stats, f"page:{channel_name}:{result.outcome.value}", 1)
     ctx.store.append(incident_id, _timeline_entry(record, attempt, result, delay, now))
@@ -132,63 +170,99 @@ def _attempt(ctx: WorkerContext, page_key: str, key: str, record: dict[str, str]
         detail=result.detail,
         retry_in=delay,
     )
+    if not recorded:
+        return final  # cancelled while we were sending: no retry, no fallback
     if delay is not None:
         run_at = now + timedelta(seconds=delay)
         ctx.schedule(run_at, DELIVER_JOB, (page_key,), _job_id(page_key, attempt + 1))
+    elif final is Outcome.PERMANENT:
+        _fall_back(ctx, record)
     return final
+
+
+def _fall_back(ctx: WorkerContext, record: dict[str, str]) -> None:
+    config = ctx.ruleset.channel(record["channel"])
+    if config is None or config.fallback is None:
+        return
+    request_page(
+        ctx,
+        PageRequest(
+            incident=record["incident"],
+            step=int(record["step"]),
+            target=record["target"],
+            channel=config.fallback,
+            kind=f"{record['kind']}-fallback",
+            event=record["event"],
+        ),
+    )
+
+
+def cancel_pending(ctx: WorkerContext, incident_id: str) -> int:
+    """Cancel every paging notification of the incident still waiting to be sent or retried."""
+    cancel = ctx.redis.register_script(_CANCEL)
+    cancelled = 0
+    for record in _records(ctx, incident_id):
+        if record.get("event") in TRIGGER_EVENTS and record.get("status") == PageStatus.PENDING:
+            cancelled += int(cancel(keys=[ctx.keys.page(record["key"])]))
+    return cancelled
+
+
+def paged(ctx: WorkerContext, incident_id: str) -> list[PageRequest]:
+    """One request per (target, channel) that received a paging notification: who to tell when
+    the incident is acknowledged, mitigated or resolved."""
+    seen: dict[tuple[str, str], PageRequest] = {}
+    for record in sorted(_records(ctx, incident_id), key=lambda r: int(r.get("step", 0))):
+        if (
+            record.get("event") not in TRIGGER_EVENTS
+            or record.get("status") != PageStatus.DELIVERED
+        ):
+            continue
+        seen.setdefault(
+            (record["target"], record["channel"]),
+            PageRequest(
+                incident_id,
+                int(record["step"]),
+                record["target"],
+                record["channel"],
+                "",
+                "",
+                record.get("recipient") or None,
+            ),
+        )
+    return list(seen.values())
+
+
+def _records(ctx: WorkerContext, incident_id: str) -> list[dict[str, str]]:
+    keys = [text(k) for k in ctx.redis.smembers(ctx.keys.incident_pages(incident_id))]
+    pipe = ctx.redis.pipeline(transaction=False)
+    for page_key in keys:
+        pipe.hgetall(ctx.keys.page(page_key))
+    return [{text(k): text(v) for k, v in raw.items()} for raw in pipe.execute() if raw]
 
 
 def _timeline_entry(
     record: dict[str, str], attempt: int, result: Delivery, delay: float | None, now: datetime
 ) -> TimelineEntry:
-    what = f"{record['kind']} page to {record['channel']}"
+    who = record["target"].removeprefix("channel:")
+    what = f"{record['kind']} page to {who}" + (
+        f" via {record['channel']}" if record["target"].startswith("person:") else ""
+    )
     if result.outcome is Outcome.DELIVERED:
-        kind, text = "page_sent", f"{what} delivered (attempt {attempt})"
+        kind, text_ = "page_sent", f"{what} delivered (attempt {attempt})"
     elif delay is not None:
-        kind, text = (
-            "page_retry",
-            f"{what} attempt {attempt} failed: {result.detail}; retrying in {delay:.0f}s",
-        )
+        kind = "page_retry"
+        text_ = f"{what} attempt {attempt} failed: {result.detail}; retrying in {delay:.0f}s"
     else:
-        kind, text = (
-            "page_failed",
-            f"{what} failed permanently after {attempt} attempt(s): {result.detail}",
-        )
+        kind = "page_failed"
+        text_ = f"{what} failed permanently after {attempt} attempt(s): {result.detail}"
     data = {
         "channel": record["channel"],
+        "target": record["target"],
         "kind": record["kind"],
         "step": int(record["step"]),
         "attempt": attempt,
     }
-    return TimelineEntry(now, kind, text, data=data)
-
-
-def build_message(incident: Incident, record: dict[str, str], page_key: str) -> Message:
-    state = incident.state.value
-    title = f"[{incident.severity.value}] {incident.id} {incident.title} ({state})"
-    lines = [
-        f"{incident.severity.value} incident {incident.id} for team {incident.team}: {state}",
-        f"Opened {incident.opened_at:%Y-%m-%d %H:%M:%S} UTC; "
-        f"{incident.alerts_firing} alert(s) firing",
-    ]
-    if incident.summary:
-        lines.append(incident.summary)
-    if incident.runbook:
-        lines.append(f"Runbook: {incident.runbook}")
-    payload = incident.to_json()
-    payload.pop("timeline")
-    payload["page"] = {
-        "kind": record["kind"],
-        "step": int(record["step"]),
-        "channel": record["channel"],
-    }
-    return Message(
-        idempotency_key=page_key.replace(" ", "_"),
-        event=record["event"],
-        title=title,
-        text="\n".join(lines),
-        payload=payload,
-    )
+    return TimelineEntry(now, kind, text_, data=data)
 
 
 def _job_id(page_key: str, attempt: int) -> str:

@@ -7,6 +7,7 @@ written as people write them (`5m`). Loading, merging and the checks across file
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -17,7 +18,7 @@ from pydantic import (
 )
 
 from router.channelschema import ChannelConfig
-from router.oncallschema import Person, Schedule, Target
+from router.oncallschema import Person, Schedule, Target, check_timezone
 from router.schemabase import Duration, Name, SecretRef, Strict
 from router.severity import Severity
 
@@ -98,6 +99,16 @@ class BusinessHours(Strict):
     days: list[Weekday] = Field(default_factory=lambda: list(_WORKDAYS))
     start: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "09:00"
     end: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "17:00"
+    # Days off on top of the weekly pattern (public holidays), in the timezone above.
+    holidays: list[date] = Field(default_factory=list)
+
+    _check_timezone = field_validator("timezone")(check_timezone)
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> BusinessHours:
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end} must be after start {self.start}")
+        return self
 
 
 class EscalationStep(Strict):

@@ -20,6 +20,7 @@ from router.alert import Alert
 from router.channelschema import SECRET_FIELDS, ChannelConfig
 from router.errors import ConfigError
 from router.matchers import Matcher, MatcherError, parse_matchers
+from router.oncallschema import Person, Schedule
 from router.rulefile import load_rules
 from router.ruleschema import (
     GROUP_BY_ALL,
@@ -117,6 +118,12 @@ class Ruleset:
 
     def team(self, name: str) -> Team | None:
         return next((t for t in self.config.teams if t.name == name), None)
+
+    def person(self, name: str) -> Person | None:
+        return next((p for p in self.config.people if p.name == name), None)
+
+    def schedule(self, name: str) -> Schedule | None:
+        return next((s for s in self.config.schedules if s.name == name), None)
 
     def channel(self, name: str) -> ChannelConfig | None:
         return next((c for c in self.config.channels if c.name == name), None)

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from router.secrets import Secret
+
 DEFAULT_PORT = 9095
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
@@ -28,6 +30,13 @@ class Settings:
     # The URL responders and senders reach us at; used in printed instructions and links.
     public_url: str = ""
     queue_name: str = "sevrouter"
+    # API tokens -> the person they act as (SEVROUTER_API_TOKENS / _FILE). Never printed.
+    api_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Key for the signed one-click acknowledge/resolve links in pages; None disables them.
+    link_secret: Secret | None = field(default=None, repr=False)
+    link_ttl_seconds: int = 24 * 3600
+    # Secrets of PagerDuty v3 webhook subscriptions (several during rotation).
+    pagerduty_webhook_secrets: tuple[Secret, ...] = field(default=(), repr=False)
     # The environment handed to rule files for `{env: NAME}` secret references.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -44,8 +53,45 @@ class Settings:
             log_format=env.get("SEVROUTER_LOG_FORMAT", defaults.log_format).lower(),
             public_url=env.get("SEVROUTER_PUBLIC_URL", ""),
             queue_name=env.get("SEVROUTER_QUEUE", defaults.queue_name),
+            api_tokens=_api_tokens(env),
+            link_secret=Secret(env["SEVROUTER_LINK_SECRET"])
+            if env.get("SEVROUTER_LINK_SECRET")
+            else None,
+            pagerduty_webhook_secrets=tuple(
+                Secret(part.strip())
+                for part in env.get("SEVROUTER_PAGERDUTY_WEBHOOK_SECRETS", "").split(",")
+                if part.strip()
+            ),
             environ=env,
         )
+
+
+def _api_tokens(env: Mapping[str, str]) -> dict[str, str]:
+    """`person:token` pairs, comma separated (SEVROUTER_API_TOKENS), and/or a file of
+    `person token` lines (SEVROUTER_API_TOKENS_FILE, # comments allowed)."""
+    pairs: list[tuple[str, str]] = []
+    for item in env.get("SEVROUTER_API_TOKENS", "").split(","):
+        person, separator, token = item.strip().partition(":")
+        if item.strip() and (not separator or not person or not token):
+            raise ValueError("SEVROUTER_API_TOKENS entries must be person:token, comma separated")
+        if separator:
+            pairs.append((person, token))
+    path = env.get("SEVROUTER_API_TOKENS_FILE")
+    if path:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ValueError(
+                f"SEVROUTER_API_TOKENS_FILE: cannot read {path}: {exc.strerror}"
+            ) from None
+        for number, line in enumerate(lines, start=1):
+            fields = line.split("#", 1)[0].split()
+            if not fields:
+                continue
+            if len(fields) != 2:
+                raise ValueError(f"{path}:{number}: expected 'person token'")
+            pairs.append((fields[0], fields[1]))
+    return {token: person for person, token in pairs}
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -51,6 +51,11 @@ def pages(sink: Receiver) -> list[dict[str, Any]]:
     return [json.loads(r.body) for r in sink.requests]
 
 
+def page_jobs(worker: TestWorker) -> list[str]:
+    """Scheduled page retries (escalation deadlines are scheduled too)."""
+    return [job for job in worker.scheduled() if job.startswith("page-")]
+
+
 def timeline(client: httpx.Client, incident: str) -> list[tuple[str, str]]:
     entries = client.get(f"/api/v1/incidents/{incident}").json()["timeline"]
     return [(e["kind"], e["text"]) for e in entries]
@@ -69,7 +74,7 @@ def test_critical_alert_pages_once_with_signed_body(
     request: Recorded = sink.requests[0]
     assert request.path == "/page"
     assert request.headers["x-sevrouter-event"] == "incident.opened"
-    assert request.headers["x-sevrouter-idempotency-key"] == "INC-1:1:pager:pager:trigger"
+    assert request.headers["x-sevrouter-idempotency-key"] == "INC-1:1:channel:pager:pager:trigger"
     assert verify(
         Secret(HMAC_SECRET),
         timestamp=request.headers["x-sevrouter-timestamp"],
@@ -85,7 +90,8 @@ def test_critical_alert_pages_once_with_signed_body(
     assert incident["alerts_firing"] == 2
     assert sorted(a["labels"]["instance"] for a in incident["alerts"]) == ["db-1", "db-2"]
     kinds = [kind for kind, _ in timeline(client, "INC-1")]
-    assert kinds == ["opened", "added", "page_sent"]
+    # The pager is paged (step 1) and the team's log channel is told.
+    assert kinds == ["opened", "escalation", "added", "page_sent", "page_sent"]
 
 
 def test_repeats_page_no_one(client: httpx.Client, worker: TestWorker, sink: Receiver) -> None:
@@ -96,7 +102,8 @@ def test_repeats_page_no_one(client: httpx.Client, worker: TestWorker, sink: Rec
         assert post(client, alert)["duplicates"] == 1
     worker.drain()
     assert len(sink.requests) == 1
-    assert [k for k, _ in timeline(client, "INC-1")] == ["opened", "page_sent"]
+    kinds = [k for k, _ in timeline(client, "INC-1")]
+    assert kinds == ["opened", "escalation", "page_sent", "page_sent"]
 
 
 def test_warning_notifies_team_channel_without_paging(
@@ -127,7 +134,7 @@ def test_higher_severity_joining_raises_and_pages_now(
         "{cluster=eu-1, instance=db-2, severity=critical}",
     ) in timeline(client, "INC-1")
     assert [p["event"] for p in pages(sink)] == ["incident.severity_raised"]
-    assert sink.requests[0].headers["x-sevrouter-idempotency-key"] == "INC-1:1:pager:pager:trigger"
+    assert sink.requests[0].headers["x-sevrouter-idempotency-key"] == "INC-1:1:channel:pager:pager:trigger"
 
 
 def test_all_resolved_mitigates_and_tells_the_paged(
@@ -148,7 +155,9 @@ def test_refire_within_flap_window_reopens(
 ) -> None:
     alert = DISK_FULL | {"severity": "critical"}
     post(client, alert)
+    worker.drain()
     post(client, alert, status="resolved")
+    worker.drain()
     answer = post(client, alert)
     assert answer["outcomes"] == {"reopened": 1}
     assert answer["incidents"]["touched"] == ["INC-1"]
@@ -157,9 +166,9 @@ def test_refire_within_flap_window_reopens(
     assert (incident["state"], incident["reopen_count"]) == ("triggered", 1)
     keys = [r.headers["x-sevrouter-idempotency-key"] for r in sink.requests]
     assert keys == [
-        "INC-1:1:pager:pager:trigger",
-        "INC-1:1:pager:pager:mitigated-0",
-        "INC-1:1:pager:pager:reopen-1",
+        "INC-1:1:channel:pager:pager:trigger",
+        "INC-1:1:channel:pager:pager:mitigated-0",
+        "INC-1:1:channel:pager:pager:trigger-reopen-1",
     ]
 
 
@@ -199,15 +208,15 @@ def test_transient_failure_is_retried_with_backoff(
     post(client, DISK_FULL | {"severity": "critical"})
     worker.drain()
     assert len(sink.requests) == 1
-    assert len(worker.scheduled()) == 1
+    assert len(page_jobs(worker)) == 1
     worker.advance(timedelta(seconds=2))  # first backoff: 1 s +/- 20 %
     assert len(sink.requests) == 2
     worker.advance(timedelta(seconds=5))  # Retry-After 7 s has not passed yet
     assert len(sink.requests) == 2
     worker.advance(timedelta(seconds=3))
     assert len(sink.requests) == 3
-    kinds = [kind for kind, _ in timeline(client, "INC-1")]
-    assert kinds == ["opened", "page_retry", "page_retry", "page_sent"]
+    attempts = [(k, t) for k, t in timeline(client, "INC-1") if "to pager" in t]
+    assert [k for k, _ in attempts] == ["page_retry", "page_retry", "page_sent"]
     texts = [text for kind, text in timeline(client, "INC-1") if kind == "page_retry"]
     assert "attempt 1 failed: HTTP 503" in texts[0]
     assert "attempt 2 failed: HTTP 429; retrying in 7s" in texts[1]
@@ -221,7 +230,7 @@ def test_permanent_failure_is_recorded_and_not_retried(
     sink.script(Reply(400, body=b'{"status":"invalid event","message":"Event object is invalid"}'))
     post(client, DISK_FULL | {"severity": "critical"})
     worker.drain()
-    assert worker.scheduled() == []
+    assert page_jobs(worker) == []
     failed = [text for kind, text in timeline(client, "INC-1") if kind == "page_failed"]
     assert len(failed) == 1
     assert "failed permanently after 1 attempt(s): HTTP 400" in failed[0]
@@ -245,4 +254,5 @@ def test_replayed_events_change_nothing(
     )
     worker.drain()
     assert len(sink.requests) == 1
-    assert [k for k, _ in timeline(client, "INC-1")] == ["opened", "page_sent"]
+    kinds = [k for k, _ in timeline(client, "INC-1")]
+    assert kinds == ["opened", "escalation", "page_sent", "page_sent"]

@@ -124,6 +124,10 @@ def encode_message(message: Message) -> bytes:
         "text": message.text,
         "incident": message.payload,
     }
+    if message.recipient:
+        document["recipient"] = message.recipient
+    if message.links:
+        document["links"] = dict(message.links)
     # allow_nan=False: NaN and Infinity are not JSON and strict receivers reject them.
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 

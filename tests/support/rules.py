@@ -8,6 +8,8 @@ import yaml
 
 TOKEN = "test-webhook-token"
 HMAC_SECRET = "my-hmac-secret"
+ALICE_TOKEN = "alice-api-token"
+BOB_TOKEN = "bob-api-token"
 
 
 def write_rules(directory: Path, *, page_url_env: str = "TEST_PAGE_URL") -> Path:
@@ -59,13 +61,44 @@ def write_rules(directory: Path, *, page_url_env: str = "TEST_PAGE_URL") -> Path
                     "signing_secret": {"env": "TEST_HMAC_SECRET"},
                     "timeout": "2s",
                 },
+                {
+                    "name": "backup",
+                    "type": "webhook",
+                    "url": {"env": "TEST_BACKUP_URL"},
+                    "timeout": "2s",
+                },
                 {"name": "team-log", "type": "log"},
+            ],
+            "people": [
+                {
+                    "name": "alice",
+                    "contacts": [{"channel": "backup", "address": "alice@example.com"}],
+                },
+                {"name": "bob", "contacts": [{"channel": "backup", "address": "bob@example.com"}]},
+            ],
+            "schedules": [
+                {
+                    "name": "primary",
+                    "timezone": "Europe/Berlin",
+                    "layers": [
+                        {
+                            "rotation": "weekly",
+                            "handoff": "mon 09:00",
+                            "start": "2026-01-05",
+                            "members": ["alice", "bob"],
+                        }
+                    ],
+                }
             ],
             "teams": [
                 {
                     "name": "platform",
                     "channel": "team-log",
-                    "escalation": [{"notify": ["pager"], "wait": "5m"}],
+                    # Step 2 pages whoever is on call in `primary`, through the backup channel.
+                    "escalation": [
+                        {"notify": ["pager"], "wait": "5m"},
+                        {"notify": [{"schedule": "primary"}], "wait": "10m"},
+                    ],
                 },
                 {
                     "name": "db",
@@ -118,4 +151,8 @@ def rules_env(page_url: str) -> dict[str, str]:
         "TEST_WEBHOOK_TOKEN": TOKEN,
         "TEST_HMAC_SECRET": HMAC_SECRET,
         "TEST_PAGE_URL": page_url,
+        "TEST_BACKUP_URL": page_url.rstrip("/") + "/backup",
+        "SEVROUTER_API_TOKENS": f"alice:{ALICE_TOKEN},bob:{BOB_TOKEN}",
+        "SEVROUTER_LINK_SECRET": "test-link-secret",
+        "SEVROUTER_PUBLIC_URL": "http://sevrouter.test",
     }
