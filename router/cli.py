@@ -158,6 +158,9 @@ def _parser() -> argparse.ArgumentParser:
         "check", "validate rule files offline; exit 1 on any problem", cmd_check, rules_option=False
     )
     check.add_argument("rules", type=Path, nargs="?", default=None, help="rules file or directory")
+    from router.cli_incidents import add_commands
+
+    add_commands(commands)
     check.add_argument(
         "--secrets",
         action="store_true",
