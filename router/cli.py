@@ -52,13 +52,20 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         ruleset = load_ruleset(settings.rules_path, settings.environ, resolve_secrets=args.secrets)
     except ConfigError as exc:
         return _report_config_error(exc, settings.rules_path)
+    from datetime import UTC, datetime
+
+    from router.rulecheck import warnings
+
+    found = warnings(ruleset, datetime.now(UTC))
+    for warning in found:
+        print(f"warning: {warning}")
     config = ruleset.config
     print(
         f"{settings.rules_path}: OK: {len(config.integrations)} integration(s), "
         f"{len(config.teams)} team(s), {len(config.channels)} channel(s), "
-        f"{len(ruleset.rules)} rule(s)"
+        f"{len(ruleset.rules)} rule(s)" + (f", {len(found)} warning(s)" if found else "")
     )
-    return 0
+    return 1 if found and args.strict else 0
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -161,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
     from router.cli_incidents import add_commands
 
     add_commands(commands)
+    check.add_argument(
+        "--strict", action="store_true", help="exit 1 on warnings too (people nobody can reach ...)"
+    )
     check.add_argument(
         "--secrets",
         action="store_true",
