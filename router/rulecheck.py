@@ -45,14 +45,9 @@ def warnings(ruleset: Ruleset, now: datetime) -> list[str]:
         if rule.drop:
             continue
         severities = {rule.severity, *rule.severity_values.values()}
-        team = ruleset.team(rule.team)
-        if (
-            Severity.SEV1 in severities
-            and team is not None
-            and not _wakes_someone(ruleset, team.name)
-        ):
+        if Severity.SEV1 in severities and not _wakes_someone(ruleset, rule.team):
             found.append(
-                f"rules[{rule.name}]: routes SEV1 to team {team.name}, whose escalation never "
+                f"rules[{rule.name}]: routes SEV1 to team {rule.team}, whose escalation never "
                 "reaches a channel that pages a human (only log channels)"
             )
     return found

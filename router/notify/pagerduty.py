@@ -50,8 +50,8 @@ log = structlog.get_logger(__name__)
 
 SUMMARY_TEMPLATE: Final = "pagerduty.summary.j2"
 CLIENT: Final = "sevrouter"
-# PagerDuty truncates nothing for us: a longer summary is a 400 (FORMATS.md 3.1; Alertmanager
-# truncates to the same 1024 runes, and a Python str counts code points, as runes do).
+# PagerDuty's limit for the summary (FORMATS.md 3.1). Alertmanager truncates to the same 1024
+# runes; a Python str counts code points, as runes do.
 MAX_SUMMARY_CHARS: Final = 1024
 # Events larger than 512 KB are rejected. Alertmanager drops custom_details above 512000 bytes;
 # staying strictly under that number is under the limit whichever "KB" PagerDuty means.
