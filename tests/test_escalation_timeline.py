@@ -7,6 +7,8 @@ is 15 minutes, SEV3's an hour; SEV4 waits for business hours (Mon-Fri 09:00-17:0
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +20,7 @@ import pytest
 
 from tests.support.http_receiver import Receiver, Reply, serve_receiver
 from tests.support.payloads import alertmanager_body
-from tests.support.rules import ALICE_TOKEN, TOKEN
+from tests.support.rules import ALICE_TOKEN, PAGERDUTY_WEBHOOK_SECRET, TOKEN
 from tests.support.worker import TestWorker
 
 AM = "/api/v1/webhooks/alertmanager"
@@ -226,3 +228,64 @@ def test_one_click_link_acknowledges_after_confirmation(
     query = parse_qs(ack.query)
     forged = local.replace(f"person={query['person'][0]}", "person=mallory")
     assert client.post(forged).status_code == 403
+
+
+def _pagerduty(
+    event_type: str, incident_key: str, secret: str = PAGERDUTY_WEBHOOK_SECRET
+) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(
+        {
+            "event": {
+                "id": "01DEN4HPBQAJ7GRZJQ7E6ZPCRM",
+                "event_type": event_type,
+                "resource_type": "incident",
+                "occurred_at": "2026-11-26T10:05:00.000Z",
+                "agent": {"type": "user_reference", "summary": "Alice Example"},
+                "data": {"id": "PGR0VU2", "type": "incident", "incident_key": incident_key},
+            }
+        }
+    ).encode()
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"Content-Type": "application/json", "X-PagerDuty-Signature": f"v1={signature}"}
+
+
+def test_acknowledge_in_pagerduty_acknowledges_here(
+    client: httpx.Client, at_thursday: TestWorker, sink: Receiver
+) -> None:
+    worker = at_thursday
+    post(client, "critical")
+    worker.drain()
+    body, headers = _pagerduty("incident.acknowledged", "INC-1")
+    response = client.post("/api/v1/pagerduty/webhook", content=body, headers=headers)
+    assert response.status_code == 200
+    assert response.json()["state"] == "acknowledged"
+    worker.drain()
+    assert (
+        "acknowledged",
+        "pagerduty:Alice Example",
+        "Acknowledged by pagerduty:Alice Example",
+    ) in timeline(client)
+    # PagerDuty also reports the acks we mirror to it: applying one again changes nothing.
+    assert (
+        client.post("/api/v1/pagerduty/webhook", content=body, headers=headers).json()["result"]
+        == "same"
+    )
+
+
+@pytest.mark.parametrize(
+    ("secret", "event_type", "status"),
+    [
+        # A signature made with another secret is refused.
+        pytest.param("wrong", "incident.resolved", 401, id="bad-signature"),
+        # Event types we do not mirror are accepted and ignored.
+        pytest.param(PAGERDUTY_WEBHOOK_SECRET, "incident.annotated", 200, id="ignored-type"),
+    ],
+)
+def test_pagerduty_webhook_refusals(
+    client: httpx.Client, at_thursday: TestWorker, secret: str, event_type: str, status: int
+) -> None:
+    post(client, "critical")
+    body, headers = _pagerduty(event_type, "INC-1", secret)
+    response = client.post("/api/v1/pagerduty/webhook", content=body, headers=headers)
+    assert response.status_code == status
+    assert client.get("/api/v1/incidents/INC-1").json()["state"] == "triggered"

@@ -6,9 +6,21 @@ from collections.abc import Callable
 
 import httpx
 
-from router.channelschema import ChannelConfig, LogChannelConfig, WebhookChannelConfig
+from router.channelschema import (
+    ChannelConfig,
+    LogChannelConfig,
+    OpsgenieChannelConfig,
+    PagerDutyChannelConfig,
+    SlackChannelConfig,
+    TeamsChannelConfig,
+    WebhookChannelConfig,
+)
 from router.notify.base import Channel, ThreadStore
 from router.notify.log import LogChannel
+from router.notify.msteams import TeamsChannel
+from router.notify.slack import SlackChannel
+from router.notify.opsgenie import OpsgenieChannel
+from router.notify.pagerduty import PagerDutyChannel
 from router.notify.render import Renderer
 from router.notify.webhook import WebhookChannel
 from router.schemabase import SecretRef
@@ -36,4 +48,23 @@ def build_channel(
                 client=http,
                 timeout=config.timeout,
             )
+        case PagerDutyChannelConfig():
+            return PagerDutyChannel(
+                config, routing_key=secret(config.routing_key), client=http, renderer=renderer
+            )
+        case OpsgenieChannelConfig():
+            return OpsgenieChannel(
+                config, api_key=secret(config.api_key), client=http, renderer=renderer
+            )
+        case SlackChannelConfig():
+            return SlackChannel(
+                config,
+                webhook_url=secret(config.webhook_url) if config.webhook_url else None,
+                bot_token=secret(config.bot_token) if config.bot_token else None,
+                client=http,
+                threads=threads,
+                renderer=renderer,
+            )
+        case TeamsChannelConfig():
+            return TeamsChannel(config, url=secret(config.url), client=http, renderer=renderer)
     raise NotImplementedError(f"channel type {config.type!r} arrives with issue #3")

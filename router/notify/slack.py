@@ -81,8 +81,8 @@ RETRYABLE_ERRORS: Final = frozenset(
 _MEMBER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 # A bot token goes into the Authorization header: CR/LF or spaces would corrupt the request.
 _TOKEN = re.compile(r"[\x21-\x7e]+")
-# What a cut may leave dangling at the end of mrkdwn: part of an entity ("&am"), or an opened
-# control sequence ("<https://exa") that would swallow the ellipsis.
+# Part of an entity a cut may leave at the end of mrkdwn ("&am"), which Slack would show as
+# typed. (An opened "<https://exa..." sequence is dropped by `fit_text` as well.)
 _PARTIAL_ENTITY = re.compile(r"&(?:a|am|amp|l|lt|g|gt)?$")
 
 

@@ -10,6 +10,7 @@ TOKEN = "test-webhook-token"
 HMAC_SECRET = "my-hmac-secret"
 ALICE_TOKEN = "alice-api-token"
 BOB_TOKEN = "bob-api-token"
+PAGERDUTY_WEBHOOK_SECRET = "pd-webhook-secret"
 
 
 def write_rules(directory: Path, *, page_url_env: str = "TEST_PAGE_URL") -> Path:
@@ -155,4 +156,5 @@ def rules_env(page_url: str) -> dict[str, str]:
         "SEVROUTER_API_TOKENS": f"alice:{ALICE_TOKEN},bob:{BOB_TOKEN}",
         "SEVROUTER_LINK_SECRET": "test-link-secret",
         "SEVROUTER_PUBLIC_URL": "http://sevrouter.test",
+        "SEVROUTER_PAGERDUTY_WEBHOOK_SECRETS": PAGERDUTY_WEBHOOK_SECRET,
     }
