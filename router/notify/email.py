@@ -63,6 +63,17 @@ WHAT: Final[Mapping[str, str]] = {
     "incident.reminder": "Reminder: still open",
 }
 
+# What a failing template raises: Jinja's own errors, and what its expressions can raise (the
+# same list `router.templates.render` absorbs).
+_TEMPLATE_FAILURES = (
+    jinja2.TemplateError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    LookupError,
+    RecursionError,
+)
+
 # What may stand in the left part of a Message-ID (RFC 5322 dot-atom, conservatively).
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
@@ -76,6 +87,7 @@ class Step(StrEnum):
     EHLO = "EHLO"
     STARTTLS = "STARTTLS"
     AUTH = "AUTH"
+    SEND = "send"  # the mail transaction, when smtplib does not say which command failed
     MAIL = "MAIL"
     RCPT = "RCPT"
     DATA = "DATA"
@@ -136,16 +148,16 @@ class EmailChannel:
             # Only the person's own address can get here: the channel's `to` was validated.
             return Delivery(Outcome.PERMANENT, "invalid recipient address")
         try:
-            mail = self.compose(message, raw, now=now)
-        except jinja2.TemplateError as exc:
+            subject, text, html = self._render(message)
+        except _TEMPLATE_FAILURES as exc:
             # An override template that fails will fail on every retry: let the fallback act.
-            return Delivery(Outcome.PERMANENT, f"template error: {body_excerpt(str(exc).encode())}")
+            reason = body_excerpt(str(exc).encode()) or type(exc).__name__
+            return Delivery(Outcome.PERMANENT, f"template error: {reason}")
+        mail = self._compose(message, raw, subject, text, html, now=now)
         return self._transmit(mail, [address.addr_spec for address in recipients if address])
 
-    def compose(
-        self, message: Message, recipients: Sequence[str], *, now: datetime
-    ) -> EmailMessage:
-        """The email `send` would transmit to `recipients` (header values as given)."""
+    def _render(self, message: Message) -> tuple[str, str, str]:
+        """Subject, plain text and HTML of `message`."""
         what = WHAT.get(message.event, message.event)
         # Collapsed to one line: a template's stray newline must not become a header break.
         subject = _WHITESPACE.sub(
@@ -153,7 +165,18 @@ class EmailChannel:
         ).strip()
         text = self._renderer.render(TEXT_TEMPLATE, message, what=what, subject=subject)
         html = self._renderer.render(HTML_TEMPLATE, message, what=what, subject=subject)
+        return subject, text, html
 
+    def _compose(
+        self,
+        message: Message,
+        recipients: Sequence[str],
+        subject: str,
+        text: str,
+        html: str,
+        *,
+        now: datetime,
+    ) -> EmailMessage:
         mail = EmailMessage(policy=default_policy)
         mail["From"] = self._config.sender
         mail["To"] = ", ".join(recipients)
@@ -203,13 +226,14 @@ class EmailChannel:
                 smtp = smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.timeout)
             if config.security == "starttls":
                 step = Step.STARTTLS
-                # Raises SMTPNotSupportedError when the EHLO answer lacks STARTTLS; smtplib
-                # then forgets that answer and says EHLO again over TLS before AUTH or MAIL.
+                # starttls() says EHLO and raises SMTPNotSupportedError when the answer lacks
+                # STARTTLS. After the upgrade smtplib drops that clear-text answer and asks
+                # again, so AUTH is chosen from what the server offers under encryption.
                 smtp.starttls(context=self._ssl_context)
             if config.username is not None and self._password is not None:
                 step = Step.AUTH
                 smtp.login(config.username, self._password.reveal())
-            step = Step.MAIL
+            step = Step.SEND
             refused = smtp.send_message(mail, from_addr=self._sender.addr_spec, to_addrs=recipients)
         except (smtplib.SMTPException, OSError) as exc:
             if smtp is not None:
@@ -237,16 +261,19 @@ def classify_error(
 ) -> Delivery:
     """Map a failed SMTP conversation onto an outcome; `detail` names the step and the reply.
 
-    | failure                                        | outcome   |
-    | ---------------------------------------------- | --------- |
-    | 4xx reply (421, 450, 451, 452, 454 ...)        | RETRY     |
-    | 5xx reply (535 auth, 550 mailbox, 554 ...)     | PERMANENT |
-    | every recipient refused: all 5xx / any 4xx     | PERMANENT / RETRY |
-    | server disconnected, connection refused/reset, | RETRY     |
-    | timeout, name resolution, TLS cut off (EOF)    |           |
-    | STARTTLS or AUTH not offered, no common AUTH   | PERMANENT |
-    | TLS certificate or handshake failure           | PERMANENT |
+    | failure                                             | outcome   |
+    | --------------------------------------------------- | --------- |
+    | 4xx reply (421, 450, 451, 452, 454 ...)             | RETRY     |
+    | 5xx reply (535 auth, 550 mailbox, 554 ...)          | PERMANENT |
+    | every recipient refused, all with 5xx               | PERMANENT |
+    | every recipient refused, one at least with 4xx/552  | RETRY     |
+    | some recipients refused, the others accepted        | DELIVERED |
+    | server disconnected, connection refused or reset,   | RETRY     |
+    | timeout, name resolution, TLS cut off (EOF)         |           |
+    | STARTTLS or AUTH not offered, no common AUTH        | PERMANENT |
+    | TLS certificate or handshake failure                | PERMANENT |
 
+    (The partial refusal is `send`'s: it is not an exception.)
     The server's reply text is quoted (one line, secrets in `redact` masked); the text of an
     OS-level error never is, since it can carry host names and paths of no use on a timeline.
     """
@@ -289,7 +316,7 @@ _NOT_SUPPORTED: Final[Mapping[Step, str]] = {
     Step.STARTTLS: "server does not offer STARTTLS; not sending in clear text",
     Step.AUTH: "server does not offer AUTH",
     # smtplib refuses non-ASCII addresses to a server without SMTPUTF8.
-    Step.MAIL: "server does not support SMTPUTF8 (non-ASCII address)",
+    Step.SEND: "server does not support SMTPUTF8 (non-ASCII address)",
 }
 
 

@@ -8,6 +8,7 @@ import httpx
 
 from router.channelschema import (
     ChannelConfig,
+    EmailChannelConfig,
     LogChannelConfig,
     OpsgenieChannelConfig,
     PagerDutyChannelConfig,
@@ -15,13 +16,15 @@ from router.channelschema import (
     TeamsChannelConfig,
     WebhookChannelConfig,
 )
+from router.errors import ConfigError
 from router.notify.base import Channel, ThreadStore
+from router.notify.email import EmailChannel
 from router.notify.log import LogChannel
 from router.notify.msteams import TeamsChannel
-from router.notify.slack import SlackChannel
 from router.notify.opsgenie import OpsgenieChannel
 from router.notify.pagerduty import PagerDutyChannel
 from router.notify.render import Renderer
+from router.notify.slack import SlackChannel
 from router.notify.webhook import WebhookChannel
 from router.schemabase import SecretRef
 from router.secrets import Secret
@@ -67,4 +70,7 @@ def build_channel(
             )
         case TeamsChannelConfig():
             return TeamsChannel(config, url=secret(config.url), client=http, renderer=renderer)
-    raise NotImplementedError(f"channel type {config.type!r} arrives with issue #3")
+        case EmailChannelConfig():
+            password = secret(config.password) if config.password else None
+            return EmailChannel(config, password=password, renderer=renderer)
+    raise ConfigError([f"channels[{config.name}]: unknown channel type {config.type!r}"])
