@@ -14,11 +14,20 @@ from router.schemabase import Duration, Name, SecretRef, Strict
 from router.severity import Severity
 
 
+class RateLimit(Strict):
+    """At most `per_second` messages a second on average, with bursts of `burst`."""
+
+    per_second: float = Field(gt=0)
+    burst: int = Field(default=1, ge=1)
+
+
 class ChannelBase(Strict):
     name: Name
     fallback: Name | None = None
     # Seconds for each phase of one HTTP attempt (connect, write, each read).
     timeout: Duration = 10.0
+    # None: the type's default (DEFAULT_RATE_LIMITS), the documented limit of the real API.
+    rate_limit: RateLimit | None = None
 
 
 class LogChannelConfig(ChannelBase):
@@ -137,3 +146,17 @@ SECRET_FIELDS = (
     "api_key",
     "password",
 )
+
+# The real APIs' documented limits, so a burst of incidents is spread out instead of answered
+# with 429s: Slack about 1 message/s per channel or webhook, PagerDuty 120 events/min per
+# integration key, Teams Workflows about 4 requests/s per flow. Opsgenie, email, webhooks and
+# logs have no default.
+DEFAULT_RATE_LIMITS = {
+    "slack": RateLimit(per_second=1.0, burst=3),
+    "pagerduty": RateLimit(per_second=2.0, burst=10),
+    "msteams": RateLimit(per_second=4.0, burst=4),
+}
+
+
+def rate_limit(config: ChannelConfig) -> RateLimit | None:
+    return config.rate_limit or DEFAULT_RATE_LIMITS.get(config.type)

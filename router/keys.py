@@ -16,6 +16,7 @@ the same names from the prefix it is given; keep the two in step.
     {p}:incidents                 sorted set: incident id by opened-at ms
     {p}:events                    stream: what each webhook changed, consumed by the pump
     {p}:page:{page_hash}          hash: one page's record (status, attempts, last result)
+    {p}:rate:{channel}            the channel's rate limiter state (GCRA arrival time, ms)
     {p}:stats                     hash: counters kept by workers, read by /metrics
 """
 
@@ -85,6 +86,9 @@ class Keys:
 
     def thread(self, incident_id: str, channel: str) -> str:
         return f"{self.prefix}:incident:{incident_id}:thread:{channel}"
+
+    def rate(self, channel: str) -> str:
+        return f"{self.prefix}:rate:{channel}"
 
     def page(self, page_key: str) -> str:
         return f"{self.prefix}:page:{page_hash(page_key)}"

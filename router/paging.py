@@ -16,12 +16,14 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from router.channelschema import rate_limit
 from router.context import WorkerContext
 from router.incidents import TimelineEntry
 from router.keys import page_hash, text
 from router.messages import build_message
 from router.notify.base import TRIGGER_EVENTS, Delivery, Outcome
 from router.notify.retry import next_delay
+from router.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -120,9 +122,28 @@ def deliver(ctx: WorkerContext, page_key: str) -> Outcome | None:
         record = {text(k): text(v) for k, v in ctx.redis.hgetall(key).items()}
         if record.get("status") != PageStatus.PENDING:
             return None
+        if _throttled(ctx, page_key, record):
+            return None
         return _attempt(ctx, page_key, key, record)
     finally:
         ctx.redis.delete(lock)
+
+
+def _throttled(ctx: WorkerContext, page_key: str, record: dict[str, str]) -> bool:
+    """Reschedule (without spending an attempt) when the channel is at its rate limit."""
+    config = ctx.ruleset.channel(record["channel"])
+    now = ctx.clock()
+    wait = RateLimiter(ctx.redis, ctx.keys).acquire(
+        record["channel"], rate_limit(config) if config else None, int(now.timestamp() * 1000)
+    )
+    if wait <= 0:
+        return False
+    attempt = int(record.get("attempts") or 0) + 1
+    throttle = int(ctx.redis.hincrby(ctx.keys.page(page_key), "throttled", 1))
+    run_at = now + timedelta(seconds=wait)
+    ctx.schedule(run_at, DELIVER_JOB, (page_key,), f"{_job_id(page_key, attempt)}-t{throttle}")
+    log.info("page_throttled", channel=record["channel"], wait=wait, incident=record["incident"])
+    return True
 
 
 def _attempt(ctx: WorkerContext, page_key: str, key: str, record: dict[str, str]) -> Outcome:
