@@ -11,6 +11,7 @@ claimed again after `CLAIM_IDLE_MS`; deterministic job ids make that harmless.
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import threading
 from collections.abc import Callable
@@ -23,7 +24,9 @@ import structlog
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 from rq import Queue, Retry, SimpleWorker
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 
 from router import escalations, events, paging
 from router.access import make_links
@@ -95,7 +98,10 @@ def make_scheduler(queue: Queue) -> Scheduler:
             if run_at is None:
                 queue.enqueue(function, *args, **options)
             else:
-                queue.enqueue_at(run_at, function, *args, **options)
+                # rq's registry keeps whole seconds; rounding up never runs a job early (a
+                # receiver's Retry-After is honoured in full).
+                due = datetime.fromtimestamp(math.ceil(run_at.timestamp()), UTC)
+                queue.enqueue_at(due, function, *args, **options)
         except DuplicateJobError:
             pass  # already queued or done: that is the point of the deterministic id
 
@@ -211,28 +217,80 @@ def build_context(
     return context
 
 
-def run_worker(settings: Settings, ruleset: Ruleset, *, burst: bool = False) -> None:
-    """The worker process: the pump thread, an rq worker, and rq's scheduler.
+class Promoter:
+    """Moves scheduled jobs (page retries, escalation deadlines) to the queue when they are due.
 
-    SIGTERM/SIGINT stop it warmly: rq finishes the job in hand, then the pump stops.
+    It reads rq's own scheduled-job registry, but replaces rq's scheduler process: that process
+    dies on the first Redis connection error and rq restarts it only in its maintenance pass,
+    about ten minutes later, stalling every escalation meanwhile. This loop just logs and tries
+    again a second later. Several workers may run it at once: removing a job from the registry
+    (ZREM) is the claim, and only the worker whose ZREM succeeded enqueues the job.
+    """
+
+    def __init__(self, redis: Redis, queue: Queue, clock: Callable[[], datetime]) -> None:
+        self._redis = redis
+        self._queue = queue
+        self._registry = ScheduledJobRegistry(queue=queue)
+        self._clock = clock
+
+    def run_once(self) -> int:
+        due = self._registry.get_jobs_to_schedule(int(self._clock().timestamp()))
+        promoted = 0
+        for job_id in due:
+            if not self._redis.zrem(self._registry.key, job_id):
+                continue  # another worker claimed it
+            try:
+                job = Job.fetch(job_id, connection=self._redis)
+            except NoSuchJobError:
+                continue
+            self._queue.enqueue_job(job)
+            promoted += 1
+        return promoted
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            try:
+                self.run_once()
+            except RedisError as exc:
+                log.warning("promoter_redis_error", error=type(exc).__name__)
+
+
+def run_worker(settings: Settings, ruleset: Ruleset, *, burst: bool = False) -> None:
+    """The worker process: the event pump, the promoter of scheduled jobs, and an rq worker.
+
+    SIGTERM/SIGINT stop it warmly: rq finishes the job in hand, then the threads stop.
     """
     redis = Redis.from_url(settings.redis_url, health_check_interval=30)
     queue = Queue(settings.queue_name, connection=redis)
     context = build_context(settings, ruleset, redis, queue)
     install(context)
     consumer = f"{socket.gethostname()}-{threading.get_native_id()}"
-    pump = Pump(redis, context.keys, queue, consumer)
     stop = threading.Event()
-    thread = threading.Thread(target=pump.run, args=(stop,), name="event-pump", daemon=True)
-    thread.start()
+    threads = [
+        threading.Thread(
+            target=Pump(redis, context.keys, queue, consumer).run,
+            args=(stop,),
+            name="event-pump",
+            daemon=True,
+        ),
+        threading.Thread(
+            target=Promoter(redis, queue, context.clock).run,
+            args=(stop,),
+            name="promoter",
+            daemon=True,
+        ),
+    ]
+    for thread in threads:
+        thread.start()
     # SimpleWorker runs jobs in this process instead of forking one per job: jobs are short,
     # our own code, and share the HTTP connection pool; forking would add ~10 ms to each page.
     worker = SimpleWorker([queue], connection=redis)
     log.info("worker_started", queue=settings.queue_name, consumer=consumer)
     try:
-        worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
+        worker.work(burst=burst, logging_level="WARNING")
     finally:
         stop.set()
-        thread.join(timeout=5)
+        for thread in threads:
+            thread.join(timeout=5)
         context.http.close()
         log.info("worker_stopped")

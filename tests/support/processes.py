@@ -81,13 +81,13 @@ def redis_server(directory: Path) -> Iterator[str]:
 
 def sevrouter(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Start `sevrouter ARGS` as a child process, output to `log`."""
-    handle = log.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "router", *args],
-        env={**os.environ, **env},
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("ab") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "router", *args],
+            env={**os.environ, **env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
