@@ -29,7 +29,7 @@ import math
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -82,7 +82,8 @@ class RunResult:
         if key not in self.probe_start or key not in self.probe_end:
             return math.nan
         wall = self.probe_end["wall"] - self.probe_start["wall"]
-        return (self.probe_end[key] - self.probe_start[key]) / wall if wall > 0 else math.nan
+        used = self.probe_end[key] - self.probe_start[key]
+        return used / wall if wall > 0 and used >= 0 else math.nan
 
 
 class _Response:
@@ -191,16 +192,22 @@ class _Generator:
         self.index = start_index
         self.connections = connections
         self.probe = probe
-        t0 = time.perf_counter() + 0.05
-        self.t0 = t0
-        self.win_start = t0 + warmup
-        self.win_end = self.win_start + duration
+        self.warmup, self.duration = warmup, duration
+        self.start_clock()
         self.result = RunResult(mode=mode, window_s=duration)
         self.conns: list[_Conn] = []
         self.inflight = 0
         self.stopping = False  # no new requests
         self.closing = False  # connections are being torn down on purpose
         self.drained = self.loop.create_future()
+        self.probe_task: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start_clock(self) -> None:
+        """Fix the schedule: warmup from t0, then the measured window."""
+        self.t0 = time.perf_counter() + 0.01
+        self.win_start = self.t0 + self.warmup
+        self.win_end = self.win_start + self.duration
 
     def next_request(self) -> bytes:
         req = self.requests[self.index % len(self.requests)]
@@ -222,11 +229,14 @@ class _Generator:
         into["gen"] = time.process_time()
 
     def schedule_probes(self) -> None:
-        self.loop.call_at(self._loop_time(self.win_start), self._probe, self.result.probe_start)
-        self.loop.call_at(self._loop_time(self.win_end), self._probe, self.result.probe_end)
+        async def probes() -> None:
+            await asyncio.sleep(max(0.0, self.win_start - time.perf_counter()))
+            self._probe(self.result.probe_start)
+            await asyncio.sleep(max(0.0, self.win_end - time.perf_counter()))
+            if not self.result.probe_end:
+                self._probe(self.result.probe_end)
 
-    def _loop_time(self, perf: float) -> float:
-        return self.loop.time() + (perf - time.perf_counter())
+        self.probe_task = self.loop.create_task(probes())
 
     def record(self, conn: _Conn, status: int, now: float) -> None:
         raise NotImplementedError
@@ -255,7 +265,7 @@ class _Generator:
         if conn in self.conns:
             self.conns.remove(conn)
         if not self.stopping:
-            self.loop.create_task(self._reconnect())
+            self._spawn(self._reconnect())
         self.check_drained()
 
     def lost_request(self, conn: _Conn) -> None:
@@ -272,10 +282,25 @@ class _Generator:
             self.result.conn_errors += 1
             await asyncio.sleep(0.05)
             if not self.stopping:
-                self.loop.create_task(self._reconnect())
+                self._spawn(self._reconnect())
             return
         self.conns.append(proto)
         self.on_idle(proto)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def close(self) -> None:
+        """Tear everything down at once (normal end, error, or Ctrl-C)."""
+        self.stopping = self.closing = True
+        for task in [*self.tasks, self.probe_task]:
+            if task is not None:
+                task.cancel()
+        for conn in list(self.conns):
+            if conn.transport is not None:
+                conn.transport.abort()
 
     def on_idle(self, conn: _Conn) -> None:
         """A connection is ready to send (new or reconnected)."""
@@ -296,10 +321,7 @@ class _Generator:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.drained), GRACE_S)
         self.abandon([c for c in self.conns if c.sent_at])
-        self.closing = True
-        for conn in list(self.conns):
-            if conn.transport is not None:
-                conn.transport.abort()
+        self.close()
         await asyncio.sleep(0)
 
 
@@ -468,13 +490,15 @@ class _TimerFd:
 
 
 async def _run(gen: _Generator) -> RunResult:
-    await gen.connect_all()
-    gc.collect()
-    gc.disable()  # a collection pause would show up as server latency
     try:
+        await gen.connect_all()
+        gc.collect()
+        gen.start_clock()  # connecting is not part of the warmup
+        gc.disable()  # a collection pause would show up as server latency
         await gen.run()
     finally:
         gc.enable()
+        gen.close()
     return gen.result
 
 
@@ -484,7 +508,7 @@ async def saturate(
     requests: Sequence[bytes],
     *,
     start_index: int = 0,
-    connections: int = 32,
+    connections: int = 64,
     warmup: float = 1.0,
     duration: float = 5.0,
     probe: Probe | None = None,
@@ -503,7 +527,7 @@ async def fixed_rate(
     *,
     rate: float,
     start_index: int = 0,
-    connections: int = 32,
+    connections: int = 64,
     warmup: float = 1.0,
     duration: float = 5.0,
     probe: Probe | None = None,

@@ -164,12 +164,9 @@ def _encode_pairs(labels: dict[str, str]) -> bytes:
     )
 
 
-def fingerprint(labels: dict[str, str], *, prefix_state: int = _FNV_OFFSET) -> str:
-    """Alertmanager's `model.LabelSet.Fingerprint()` as 16 hex digits.
-
-    `prefix_state` lets a caller hash the labels that sort first once and reuse the state.
-    """
-    return f"{_fnv1a(prefix_state, _encode_pairs(labels)):016x}"
+def fingerprint(labels: dict[str, str]) -> str:
+    """Alertmanager's `model.LabelSet.Fingerprint()` as 16 hex digits."""
+    return f"{_fnv1a(_FNV_OFFSET, _encode_pairs(labels)):016x}"
 
 
 def fnv_state(labels: dict[str, str]) -> int:
@@ -262,7 +259,7 @@ def webhook_body(alerts: list[Alert], group_labels: dict[str, str]) -> bytes:
         "commonAnnotations": _common([a.annotations for a in alerts]),
         "externalURL": EXTERNAL_URL,
         "version": "4",
-        "groupKey": "{}/{}:" + _label_string(group_labels),
+        "groupKey": "{}:" + _label_string(group_labels),  # the root route's key
         "truncatedAlerts": 0,
     }
     return (go_json(message) + "\n").encode()
@@ -283,81 +280,199 @@ def am_v2_body(alerts: list[Alert]) -> bytes:
     ).encode()
 
 
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The random choices behind one webhook: a rule, where it fired, and its alerts' own parts."""
+
+    rule: Rule
+    cluster: str
+    namespace: str
+    alerts: tuple[tuple[str, str, str], ...]  # (pod, severity, startsAt) per alert
+
+    @property
+    def group_labels(self) -> dict[str, str]:
+        return {"alertname": self.rule.alertname, "namespace": self.namespace}
+
+    def shared_labels(self) -> dict[str, str]:
+        """The labels every alert of the group has; they all sort before `pod` and `severity`."""
+        return {
+            "alertname": self.rule.alertname,
+            "cluster": self.cluster,
+            "instance": self.rule.instance,
+            "job": self.rule.job,
+            "namespace": self.namespace,
+        }
+
+    def to_alerts(self) -> list[Alert]:
+        """The reference decoding of this group (slow, obviously right)."""
+        shared = self.shared_labels()
+        return [
+            Alert(
+                labels=shared | {"pod": pod, "severity": severity},
+                annotations={
+                    "description": self.rule.description.format(namespace=self.namespace, pod=pod),
+                    "runbook_url": self.rule.runbook_url(),
+                    "summary": self.rule.summary,
+                },
+                starts_at=starts_at,
+                generator_url=self.rule.generator_url(),
+                fingerprint=fingerprint(shared | {"pod": pod, "severity": severity}),
+            )
+            for pod, severity, starts_at in self.alerts
+        ]
+
+
+_POD = "\x00pod\x00"  # placeholder inside pre-encoded JSON; pods are [a-z0-9-] so need no escaping
+
+
+def _inner(value: dict[str, str]) -> str:
+    """`go_json` of an object without its braces, to splice further members after it."""
+    return go_json(value)[1:-1]
+
+
+class _Template:
+    """Pre-encoded JSON pieces of one (rule, cluster, namespace): only pod, severity, startsAt and
+    fingerprint vary per alert, so a body is a join of constant strings around those."""
+
+    def __init__(self, group: Group) -> None:
+        rule = group.rule
+        shared = group.shared_labels()
+        self.fnv_pod = _fnv1a(fnv_state(shared), b"pod\xff")  # FNV state up to the pod value
+        description = go_json(rule.description.format(namespace=group.namespace, pod=_POD))
+        desc_head, desc_tail = description.split(go_json(_POD)[1:-1])
+        runbook, summary = go_json(rule.runbook_url()), go_json(rule.summary)
+        labels = '"labels":{' + _inner(shared) + ',"pod":"'
+        annotations = '"},"annotations":{"description":' + desc_head
+        self.alert = (
+            '{"status":"firing",' + labels,  # pod
+            '","severity":"',  # severity
+            annotations,  # pod
+            desc_tail
+            + ',"runbook_url":'
+            + runbook
+            + ',"summary":'
+            + summary
+            + '},"startsAt":"',  # startsAt
+            '","endsAt":"'
+            + ZERO_TIME
+            + '","generatorURL":'
+            + go_json(rule.generator_url())
+            + ',"fingerprint":"',  # fingerprint
+            '"}',
+        )
+        self.v2 = (
+            "{" + labels,  # pod
+            '","severity":"',  # severity
+            annotations,  # pod
+            desc_tail
+            + ',"runbook_url":'
+            + runbook
+            + ',"summary":'
+            + summary
+            + '},"startsAt":"',  # startsAt
+            '","generatorURL":' + go_json(rule.generator_url()) + "}",
+        )
+        self.head = '{"receiver":' + go_json(RECEIVER) + ',"status":"firing","alerts":['
+        self.shared = _inner(shared)
+        self.group_labels = go_json(group.group_labels)
+        self.common_annotations = (',"runbook_url":' + runbook + ',"summary":' + summary)[1:]
+        self.description = (desc_head, desc_tail)
+        self.tail = (
+            ',"externalURL":'
+            + go_json(EXTERNAL_URL)
+            + ',"version":"4","groupKey":'
+            + go_json("{}:" + _label_string(group.group_labels))
+            + ',"truncatedAlerts":0}\n'
+        )
+
+    def fingerprint(self, pod: str, severity: str) -> str:
+        data = f"{pod}\xffseverity\xff{severity}\xff".encode("latin-1")
+        return f"{_fnv1a(self.fnv_pod, data):016x}"
+
+    def encode(self, group: Group) -> tuple[bytes, bytes]:
+        a0, a1, a2, a3, a4, a5 = self.alert
+        v0, v1, v2, v3, v4 = self.v2
+        alerts, v2_alerts = [], []
+        for pod, severity, starts_at in group.alerts:
+            fp = self.fingerprint(pod, severity)
+            alerts.append(f"{a0}{pod}{a1}{severity}{a2}{pod}{a3}{starts_at}{a4}{fp}{a5}")
+            v2_alerts.append(f"{v0}{pod}{v1}{severity}{v2}{pod}{v3}{starts_at}{v4}")
+        common = self.shared
+        pods = {pod for pod, _, _ in group.alerts}
+        severities = {severity for _, severity, _ in group.alerts}
+        if len(pods) == 1:
+            common += f',"pod":"{next(iter(pods))}"'
+        if len(severities) == 1:
+            common += f',"severity":"{next(iter(severities))}"'
+        annotations = self.common_annotations
+        if len(pods) == 1:
+            head, tail = self.description
+            annotations = f'"description":{head}{next(iter(pods))}{tail},{annotations}'
+        webhook = (
+            f'{self.head}{",".join(alerts)}],"groupLabels":{self.group_labels},'
+            f'"commonLabels":{{{common}}},"commonAnnotations":{{{annotations}}}{self.tail}'
+        )
+        return webhook.encode(), ("[" + ",".join(v2_alerts) + "]").encode()
+
+
 class AlertFactory:
     """Deterministic stream of webhook groups; every alert it ever makes has a new label set."""
 
     def __init__(self, seed: int, tag: str) -> None:
-        self._urls = {r.alertname: (r.runbook_url(), r.generator_url()) for r in RULES}
         self._rng = random.Random(seed)
         self._tag = tag  # keeps pods of different factories (fresh vs repeated) disjoint
         self._counter = 0
-        self._now = datetime.now(UTC).replace(microsecond=0)
-        self._prefix_cache: dict[tuple[str, str, str], tuple[dict[str, str], int]] = {}
+        now = datetime.now(UTC).replace(microsecond=0)
+        self._starts = [
+            go_time(
+                now
+                - timedelta(
+                    seconds=self._rng.randrange(60, 7200), milliseconds=self._rng.randrange(1000)
+                )
+            )
+            for _ in range(4096)
+        ]
+        self._templates: dict[tuple[str, str, str], _Template] = {}
+        self._checked = 0
 
-    def _group_prefix(self, rule: Rule, cluster: str, namespace: str) -> tuple[dict[str, str], int]:
-        """Labels shared by a group (all sort before `pod`) and their FNV state, cached."""
-        key = (rule.alertname, cluster, namespace)
-        cached = self._prefix_cache.get(key)
-        if cached is None:
-            shared = {
-                "alertname": rule.alertname,
-                "cluster": cluster,
-                "instance": rule.instance,
-                "job": rule.job,
-                "namespace": namespace,
-            }
-            cached = (shared, fnv_state(shared))
-            self._prefix_cache[key] = cached
-        return cached
-
-    def _pod(self, namespace: str) -> str:
-        self._counter += 1
-        n, suffix = self._counter, ""
-        for _ in range(6):
-            n, r = divmod(n, 36)
-            suffix = "0123456789abcdefghijklmnopqrstuvwxyz"[r] + suffix
-        deployment = self._rng.choice(DEPLOYMENTS)
-        return f"{namespace[:8]}-{deployment}-{self._tag}{suffix}"
-
-    def group(self, size: int) -> tuple[list[Alert], dict[str, str]]:
+    def group(self, size: int) -> Group:
         rng = self._rng
         rule = rng.choice(RULES)
         cluster = rng.choice(CLUSTERS)
         namespace = rng.choice(NAMESPACES)
-        shared, state = self._group_prefix(rule, cluster, namespace)
         other = "critical" if rule.severity == "warning" else "warning"
-        runbook_url, generator_url = self._urls[rule.alertname]
+        prefix = f"{namespace[:8]}-{rng.choice(DEPLOYMENTS)}-{self._tag}"
         alerts = []
         for _ in range(size):
-            pod = self._pod(namespace)
+            self._counter += 1
             # Mostly the rule's severity, sometimes the other one: severity is mixed within and
             # across webhooks, so commonLabels sometimes drops it.
             severity = rule.severity if rng.random() < 0.7 else other
-            own = {"pod": pod, "severity": severity}
-            starts = self._now - timedelta(
-                seconds=rng.randrange(60, 7200), milliseconds=rng.randrange(1000)
-            )
-            alerts.append(
-                Alert(
-                    labels=shared | own,
-                    annotations={
-                        "description": rule.description.format(namespace=namespace, pod=pod),
-                        "runbook_url": runbook_url,
-                        "summary": rule.summary,
-                    },
-                    starts_at=go_time(starts),
-                    generator_url=generator_url,
-                    fingerprint=fingerprint(own, prefix_state=state),
-                )
-            )
-        return alerts, {"alertname": rule.alertname, "namespace": namespace}
+            starts_at = self._starts[(self._counter * 2654435761) % len(self._starts)]
+            alerts.append((f"{prefix}{self._counter:07x}", severity, starts_at))
+        return Group(rule, cluster, namespace, tuple(alerts))
+
+    def encode(self, group: Group) -> tuple[bytes, bytes]:
+        """Both bodies for `group`; the first groups are checked against the reference encoder."""
+        key = (group.rule.alertname, group.cluster, group.namespace)
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = _Template(group)
+        bodies = template.encode(group)
+        if self._checked < 50:
+            self._checked += 1
+            alerts = group.to_alerts()
+            expected = (webhook_body(alerts, group.group_labels), am_v2_body(alerts))
+            if bodies != expected:
+                raise AssertionError(f"fast encoder disagrees with reference for {group}")
+        return bodies
 
     def extend(self, bodies: Bodies, count: int) -> None:
         """Append `count` new webhooks (and their /api/v2/alerts twins) to `bodies`."""
         for _ in range(count):
-            alerts, group_labels = self.group(bodies.alerts_per_body)
-            bodies.webhook.append(webhook_body(alerts, group_labels))
-            bodies.am_v2.append(am_v2_body(alerts))
+            webhook, v2 = self.encode(self.group(bodies.alerts_per_body))
+            bodies.webhook.append(webhook)
+            bodies.am_v2.append(v2)
 
 
 def repeated_bodies(size: int, count: int = 32, seed: int = 7) -> Bodies:

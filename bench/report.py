@@ -45,7 +45,7 @@ def _errors(run: RunResult | None) -> int:
     return 0 if run is None else run.conn_errors + run.unfinished
 
 
-def _max_background(m: Measurement) -> float:
+def max_background(m: Measurement) -> float:
     values = [v for v in (background(m.saturation), background(m.half)) if not math.isnan(v)]
     return max(values) if values else math.nan
 
@@ -105,7 +105,9 @@ def render(
             if key in skipped_seen:
                 continue
             skipped_seen.add(key)
-            out.append(f"{m.target:<12} {'(all)':<12}| {m.status.upper()}: {m.note}")
+            ran = any(r.target == m.target and r.status == "ok" for r in results)
+            scope = "(rest)" if ran else "(all)"
+            out.append(f"{m.target:<12} {scope:<12}| {m.status.upper()}: {m.note}")
             continue
         sat, half = m.saturation, m.half
         row = (
@@ -122,7 +124,7 @@ def render(
         non2xx = sat.non_2xx + (half.non_2xx if half else 0)
         row += (
             f"{non2xx:>7} {_errors(sat) + _errors(half):>6} |{_pct(sat.cpu_share('server')):>7} "
-            f"{_pct(sat.cpu_share('gen')):>7} {_pct(_max_background(m)):>6}"
+            f"{_pct(sat.cpu_share('gen')):>7} {_pct(max_background(m)):>6}"
         )
         if m.note:
             row += f"  ! {m.note}"
@@ -132,7 +134,8 @@ def render(
     out.append("½ req/s, p50/p99: open loop at half the saturation rate, latency from scheduled")
     out.append("send time. errors: connection failures + requests unanswered within the grace.")
     out.append("srv/gen cpu: share of one core used by the target / the generator at saturation;")
-    out.append("other: CPU taken by unrelated processes during either window (noisy if > 15%).")
+    out.append("other: CPU used by unrelated processes during either window; above ~15% the row")
+    out.append("is unreliable unless --nice was given (then they mostly fill our idle time).")
     out.append("")
     out.extend(_goals(results))
     out.extend(_headroom(results))
@@ -239,6 +242,7 @@ def _run_json(run: RunResult | None, size: int) -> dict[str, Any] | None:
         "conn_errors": run.conn_errors,
         "unfinished": run.unfinished,
         "latency_ms": {f"p{q}": ms(q / 100) for q in (50, 90, 99, 99.9)} | {"max": ms(1.0)},
+        "probes": {"start": run.probe_start, "end": run.probe_end},
         "background_cpu": None if math.isnan(background(run)) else round(background(run), 3),
         "cpu_share": {
             key: round(run.cpu_share(key), 3)
@@ -262,7 +266,7 @@ def _clean(value: Any) -> Any:
 
 
 def to_json(results: Sequence[Measurement], env: Mapping[str, Any]) -> dict[str, Any]:
-    return _clean(
+    data: dict[str, Any] = _clean(
         {
             "environment": dict(env),
             "results": [
@@ -282,3 +286,4 @@ def to_json(results: Sequence[Measurement], env: Mapping[str, Any]) -> dict[str,
             "goals": goals(results),
         }
     )
+    return data

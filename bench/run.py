@@ -54,23 +54,27 @@ from bench.targets import (
     StartupError,
     Target,
     core_busy_seconds,
+    die_with_parent,
     free_port,
     http_request,
+    set_priority,
 )
 
 TARGETS = ("sink", "bare", "alertmanager", "sevrouter")
 SIZES = (1, 20)
 MODES = ("fresh", "repeated")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-# First guess of the fastest parsing target's saturation rate (requests/s) per webhook size, to
-# size the fresh pool before anything was measured; a measured bare rate replaces it. If a target
-# outruns the pool anyway, the row says so ("pool wrapped").
-FRESH_RATE_GUESS = {1: 8000.0, 20: 2000.0}
+# First guess (requests/s) of a parsing target's saturation rate, to size the pool of fresh
+# bodies before anything was measured; the fastest parsing target seen so far raises it. A target
+# that outruns the pool anyway is measured again with a bigger one.
+FRESH_RATE_GUESS = {1: 12000.0, 20: 1500.0}
 FRESH_MIN_BODIES = {1: 4000, 20: 800}  # what the non-parsing targets cycle through
 
 
 QUIET_BUSY = 0.15  # background CPU (share of one core, both cores summed) we call quiet
-QUIET_WAIT_S = 20.0
+NOISY = 0.25  # background CPU during a measurement that makes us take it again
+QUIET_WAIT_S = 15.0  # per measurement
+QUIET_BUDGET_S = 30.0  # for the whole run; after that we measure whatever the machine is doing
 
 
 def _busy_both_cores(seconds: float) -> float:
@@ -119,7 +123,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"run only this target (repeatable): {', '.join(TARGETS)}",
     )
     parser.add_argument(
-        "--connections", type=int, default=32, help="keep-alive connections (default 32)"
+        "--connections",
+        type=int,
+        default=64,
+        # Measured against bare: 32 leave a one-core uvicorn idle ~8% of the time, 128 only add
+        # per-connection overhead; at 64 this generator matches wrk's rate.
+        help="keep-alive connections (default 64)",
     )
     parser.add_argument(
         "--sevrouter-cmd",
@@ -135,6 +144,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="extra environment for sevrouter (repeatable)",
     )
     parser.add_argument("--alertmanager-bin", default="prometheus-alertmanager")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run the harness and everything it starts at this nice value, e.g. -10 on a "
+        "machine where other work (unpinned) competes for the two cores (default 0)",
+    )
+    parser.add_argument(
+        "--noise-retries",
+        type=int,
+        default=None,
+        help="how many noisy measurements may be retaken (default 3, --quick 1)",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS, help="where to write results")
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the temp dir with every process's log"
@@ -142,6 +164,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.duration is None:
         args.duration = 1.5 if args.quick else 5.0
+    if args.noise_retries is None:
+        args.noise_retries = 1 if args.quick else 2
     if args.warmup is None:
         args.warmup = 0.5 if args.quick else 1.0
     for item in args.sevrouter_env:
@@ -163,6 +187,8 @@ class Bench:
         self.fresh = {size: FreshPool(size) for size in SIZES}
         self.rate_seen: dict[tuple[int, str], float] = {}  # best saturation req/s per scenario
         self.results: list[Measurement] = []
+        self.quiet_budget = QUIET_BUDGET_S / (3 if args.quick else 1)
+        self.retries_left = args.noise_retries
         token = secrets.token_hex(12)
         extra_env = dict(item.split("=", 1) for item in args.sevrouter_env)
         all_targets: list[Target] = [
@@ -176,80 +202,89 @@ class Bench:
 
     # --- bodies --------------------------------------------------------------------------------
 
-    def _bodies(self, target: Target, size: int, mode: str, needed: int) -> Bodies:
-        if mode == "repeated":
-            return self.repeated[size]
-        pool = self.fresh[size]
-        if target.parses:
-            pool.ensure(needed)
-        else:
-            pool.ensure(FRESH_MIN_BODIES[size])
-        return pool.bodies
+    def _bodies(self, size: int, mode: str) -> Bodies:
+        return self.repeated[size] if mode == "repeated" else self.fresh[size].bodies
+
+    def _grow_fresh(self, target: Target, size: int, mode: str, count: int) -> None:
+        """Make sure `count` fresh bodies exist (only targets that parse need them unique)."""
+        if mode == "fresh":
+            self.fresh[size].ensure(count if target.parses else FRESH_MIN_BODIES[size])
 
     def _window(self) -> float:
-        return self.args.warmup + self.args.duration
+        return float(self.args.warmup + self.args.duration)
 
-    def _fresh_need(self, size: int, mode: str) -> int:
-        guess = self.rate_seen.get((size, mode), FRESH_RATE_GUESS[size])
-        return math.ceil(guess * 1.3 * self._window()) + self.args.connections + 1
+    def _bodies_for(self, rate: float) -> int:
+        return math.ceil(rate * 1.3 * self._window()) + int(self.args.connections)
 
     # --- one measurement ------------------------------------------------------------------------
 
     def measure(self, runner: asyncio.Runner, target: Target, size: int, mode: str) -> Measurement:
         m = Measurement(target.name, size, mode)
         label = f"[{target.name} {size:>2} {mode}]"
+        fresh = mode == "fresh" and target.parses  # every alert sent must be new to the target
+        guess = max(FRESH_RATE_GUESS[size], self.rate_seen.get((size, mode), 0.0))
+        self._grow_fresh(target, size, mode, 1 + self._bodies_for(guess))
+        bodies = self._bodies(size, mode)
+        shape = bodies.webhook if target.shape == "webhook" else bodies.am_v2  # grows in place
         if self.redis is not None:
             self.redis.flush()
-        bodies = self._bodies(target, size, mode, self._fresh_need(size, mode))
         m.extra["background_before"] = round(self._wait_for_quiet(label), 3)
         port = free_port()
         log(f"{label} starting")
         proc = target.start(self.ctx, port)
         try:
             m.extra["server_cpus"] = proc.affinity()
-            shape = bodies.webhook if target.shape == "webhook" else bodies.am_v2
-            try:
-                status, reply = http_request(port, "POST", target.path, shape[0], target.headers())
-                if not 200 <= status < 300:
-                    m.note = f"preflight HTTP {status}: {reply[:160].decode(errors='replace')}"
-            except (OSError, http.client.HTTPException) as exc:
-                m.note = f"preflight failed: {exc!r}"
+            m.note = self._preflight(target, port, shape[0])
             if m.note:
                 log(f"{label} {m.note}")
             head, tail = target.request_head(port).split(b"{}")
-            requests = [head + str(len(b)).encode() + tail + b for b in shape]
-            probe = self._probe(proc)
+            requests: list[bytes] = []
+
+            def sync() -> None:  # pre-encode requests for bodies added since the last call
+                requests.extend(
+                    head + str(len(b)).encode() + tail + b for b in shape[len(requests) :]
+                )
+
+            sync()
             common = {
                 "connections": self.args.connections,
                 "warmup": self.args.warmup,
                 "duration": self.args.duration,
-                "probe": probe,
+                "probe": self._probe(proc),
             }
-            sat = runner.run(loadgen.saturate(HOST, port, requests, start_index=1, **common))
+            cursor = 1  # shape[0] went out as the preflight
+            sat = runner.run(loadgen.saturate(HOST, port, requests, start_index=cursor, **common))
+            if fresh and cursor + sat.sent > len(shape):
+                # Faster than the pool was sized for: grow it and measure again with new alerts.
+                log(f"{label} {sat.rps:,.0f} req/s outran the fresh pool; growing it, re-measuring")
+                cursor += sat.sent
+                self._grow_fresh(target, size, mode, cursor + self._bodies_for(sat.rps))
+                sync()
+                sat = runner.run(
+                    loadgen.saturate(HOST, port, requests, start_index=cursor, **common)
+                )
+            cursor += sat.sent
             m.saturation = sat
-            used = 1 + sat.sent
-            m.wrapped = mode == "fresh" and target.parses and used > len(shape)
+            m.wrapped = fresh and cursor > len(shape)
             log(
                 f"{label} saturation {sat.rps:,.0f} req/s, p99 {sat.percentile(0.99) * 1e3:.1f} ms"
                 f", non-2xx {sat.non_2xx}"
             )
-            key = (size, mode)
-            self.rate_seen[key] = max(self.rate_seen.get(key, 0.0), sat.rps)
+            if target.parses:
+                key = (size, mode)
+                self.rate_seen[key] = max(self.rate_seen.get(key, 0.0), sat.rps)
             if target.half_rate and sat.ok > 0:
                 rate = 0.5 * sat.rps
-                if mode == "fresh" and target.parses:
-                    before = len(shape)
-                    need = used + math.ceil(rate * 1.05 * self._window()) + self.args.connections
-                    bodies = self._bodies(target, size, mode, need)
-                    shape = bodies.webhook if target.shape == "webhook" else bodies.am_v2
-                    requests += [head + str(len(b)).encode() + tail + b for b in shape[before:]]
+                self._grow_fresh(target, size, mode, cursor + self._bodies_for(rate))
+                sync()
                 half = runner.run(
-                    loadgen.fixed_rate(HOST, port, requests, rate=rate, start_index=used, **common)
+                    loadgen.fixed_rate(
+                        HOST, port, requests, rate=rate, start_index=cursor, **common
+                    )
                 )
+                cursor += half.sent
                 m.half = half
-                m.wrapped = m.wrapped or (
-                    mode == "fresh" and target.parses and used + half.sent > len(shape)
-                )
+                m.wrapped = m.wrapped or (fresh and cursor > len(shape))
                 log(
                     f"{label} at {rate:,.0f} req/s: p50 {half.percentile(0.5) * 1e3:.2f} ms, "
                     f"p99 {half.percentile(0.99) * 1e3:.2f} ms"
@@ -264,13 +299,47 @@ class Bench:
             m.note = (m.note + "; " if m.note else "") + "fresh pool wrapped: some alerts repeated"
         return m
 
+    def measure_quietly(
+        self, runner: asyncio.Runner, target: Target, size: int, mode: str
+    ) -> Measurement:
+        """`measure`, once more if unrelated processes took a lot of CPU during it (bounded);
+        of the two, the one disturbed less is kept, whatever its numbers."""
+        first = self.measure(runner, target, size, mode)
+        noise = report.max_background(first)
+        # At a raised priority others mostly fill our idle time, which is no reason to retry.
+        if not noise > NOISY or self.retries_left <= 0 or self.args.nice < 0:
+            return first
+        self.retries_left -= 1
+        log(
+            f"[{target.name} {size:>2} {mode}] {noise:.0%} of a core went to other processes; again"
+        )
+        second = self.measure(runner, target, size, mode)
+        kept = min((first, second), key=report.max_background)
+        kept.extra["noise_of_discarded_try"] = round(
+            report.max_background(second if kept is first else first), 3
+        )
+        return kept
+
+    @staticmethod
+    def _preflight(target: Target, port: int, body: bytes) -> str:
+        """One request before timing: a target that rejects our requests should say why."""
+        try:
+            status, reply = http_request(port, "POST", target.path, body, target.headers())
+        except (OSError, http.client.HTTPException) as exc:
+            return f"preflight failed: {exc!r}"
+        if 200 <= status < 300:
+            return ""
+        return f"preflight HTTP {status}: {reply[:160].decode(errors='replace')}"
+
     def _wait_for_quiet(self, label: str) -> float:
         """Other work on this machine skews every number: wait (bounded) until both cores are
         nearly idle while nothing of ours runs. Returns the background load last seen."""
-        deadline = time.monotonic() + QUIET_WAIT_S
+        start = time.monotonic()
+        deadline = start + min(QUIET_WAIT_S, self.quiet_budget)
         while True:
             busy = _busy_both_cores(0.3)
             if busy < QUIET_BUSY or time.monotonic() > deadline:
+                self.quiet_budget -= time.monotonic() - start
                 if busy >= QUIET_BUSY:
                     log(f"{label} machine still busy ({busy:.0%} of a core), measuring anyway")
                 return busy
@@ -313,7 +382,7 @@ class Bench:
                             )
                             continue
                         try:
-                            self.results.append(self.measure(runner, target, size, mode))
+                            self.results.append(self.measure_quietly(runner, target, size, mode))
                         except StartupError as exc:
                             reason = f"did not start: {exc}"
                             log(f"[{target.name}] {reason}")
@@ -346,8 +415,32 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "connections": args.connections,
+        "nice": args.nice,
         "sevrouter_cmd": args.sevrouter_cmd,
     }
+
+
+_INNER_ENV = "SEVROUTER_BENCH_OWN_SESSION"
+
+
+def _in_own_session(argv: list[str]) -> int:
+    """Run the harness again in a session of its own and wait for it.
+
+    With autogroup scheduling (Linux's default) a nice value only counts inside its session, and
+    a session's priority is set for the whole session: raising the caller's would outlast the
+    run. The child gets a fresh session whose priority dies with it; Ctrl-C is forwarded."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *argv]
+    child = subprocess.Popen(
+        cmd,
+        env={**os.environ, _INNER_ENV: "1"},
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            child.send_signal(signal.SIGINT)  # it stops its processes, then exits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -361,8 +454,16 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    if args.nice and os.environ.get(_INNER_ENV) != "1":
+        return _in_own_session(sys.argv[1:] if argv is None else argv)
+    if args.nice:
+        try:
+            set_priority(os.getpid(), args.nice)
+        except OSError as exc:
+            log(f"warning: cannot set priority {args.nice} ({exc}); running at normal priority")
+            args.nice = 0
     tmp = Path(tempfile.mkdtemp(prefix="sevrouter-bench-"))
-    procs = Processes(tmp)
+    procs = Processes(tmp, nice=args.nice)
     bench = Bench(args, procs, tmp)
     started = time.monotonic()
     interrupted = False
