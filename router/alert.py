@@ -15,6 +15,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 
 class AlertStatus(StrEnum):
     FIRING = "firing"
@@ -66,13 +68,10 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     Unlike the upstream fingerprint it is computed from the labels we can see, so the same alert
     sent by Alertmanager and by Grafana's Alertmanager-compatible webhook gets the same identity.
     """
-    digest = hashlib.blake2b(digest_size=8)
-    for name in sorted(labels):
-        digest.update(name.encode())
-        digest.update(b"\xff")
-        digest.update(labels[name].encode())
-        digest.update(b"\xff")
-    return digest.hexdigest()
+    # name 0xFF value 0xFF ... in one buffer: one hash call instead of four per label.
+    parts = [part for name in sorted(labels) for part in (name, labels[name], "")]
+    data = b"\xff".join(part.encode() for part in parts)
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
 def to_record(alert: Alert) -> dict[str, object]:
@@ -99,6 +98,12 @@ def to_record(alert: Alert) -> dict[str, object]:
     if alert.is_test:
         record["is_test"] = True
     return record
+
+
+def record_json(alert: Alert) -> bytes:
+    """`to_record(alert)` as compact JSON. It runs for every alert of every webhook, so it uses
+    orjson (about ten times faster than the standard library for these small objects)."""
+    return orjson.dumps(to_record(alert))
 
 
 def from_record(record: Mapping[str, Any]) -> Alert:

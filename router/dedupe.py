@@ -8,7 +8,7 @@ receiver answers as soon as this one call has succeeded.
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from router.alert import Alert, to_record
+from router.alert import Alert, record_json
 from router.keys import group_hash
 from router.ruleset import Decision
 
@@ -67,12 +67,38 @@ class Receipt:
         }
 
 
-class Deduper:
-    """The ingest script bound to one Redis client and key prefix."""
+@dataclass(slots=True)
+class _Pending:
+    """One webhook's alerts waiting for the next batch."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    metas: list[str]
+    records: list[bytes]
+    groups: dict[str, str]
+    now_ms: int
+    policy: tuple[int, int]  # (flap window ms, TTL s): only equal policies share a batch
+    future: asyncio.Future[list[tuple[Outcome, str]]]
+
+
+class Deduper:
+    """The ingest script bound to one Redis client and key prefix, with group commit.
+
+    Webhooks arriving while a script call is in flight are sent together in the next call, so
+    under load the cost of a Redis round trip (and of the client library's per-call work, which
+    dominates a 1-alert webhook) is shared by many webhooks, while a lone webhook goes out at
+    once. The script is atomic per call; a failed call fails every webhook in it (each answers
+    503 and its sender retries), and no webhook is acknowledged before its call succeeded.
+    """
+
+    def __init__(
+        self, redis: Redis, prefix: str, *, max_batch_alerts: int = 2000, max_in_flight: int = 2
+    ) -> None:
         self._script = redis.register_script(_SCRIPT)
         self._prefix = prefix
+        self._max_batch = max_batch_alerts
+        # Two calls in flight let Redis run one batch while this process prepares the next.
+        self._max_in_flight = max_in_flight
+        self._pending: list[_Pending] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     async def ingest(
         self, routed: Sequence[Routed], *, now_ms: int, flap_window_s: float, ttl_s: float
@@ -80,27 +106,96 @@ class Deduper:
         """Run the atomic step; returns (outcome, incident id) per routed alert, in order."""
         if not routed:
             return []
-        args: list[str | int] = [
-            self._prefix,
-            now_ms,
-            int(flap_window_s * 1000),
-            int(ttl_s),
-            len(routed),
-        ]
+        metas: list[str] = []
+        records: list[bytes] = []
+        groups: dict[str, str] = {}
         for item in routed:
             alert, decision = item.alert, item.decision
-            args += [
-                alert.fingerprint,
-                group_hash(decision.group_key),
-                decision.group_key,
-                alert.status.value,
-                decision.severity.value,
-                decision.team,
-                decision.rule,
-                json.dumps(to_record(alert), separators=(",", ":"), ensure_ascii=False),
+            gh = group_hash(decision.group_key)
+            groups[gh] = decision.group_key
+            metas.append(
+                f"{alert.fingerprint}\t{gh}\t{alert.status.value}\t{decision.severity.value}"
+                f"\t{decision.team}\t{decision.rule}"
+            )
+            records.append(record_json(alert))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[tuple[Outcome, str]]] = loop.create_future()
+        policy = (int(flap_window_s * 1000), int(ttl_s))
+        self._pending.append(_Pending(metas, records, groups, now_ms, policy, future))
+        self._start_calls()
+        return await future
+
+    def _start_calls(self) -> None:
+        while self._pending and len(self._in_flight) < self._max_in_flight:
+            task = asyncio.get_running_loop().create_task(self._call(self._take_batch()))
+            self._in_flight.add(task)
+            task.add_done_callback(self._call_done)
+
+    def _call_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if self._pending:
+            self._start_calls()
+
+    async def _call(self, batch: list[_Pending]) -> None:
+        try:
+            reply = await self._script(args=_arguments(self._prefix, batch))
+        except Exception as exc:  # noqa: BLE001 - every waiting webhook gets the error (-> 503)
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        offset = 0
+        for item in batch:
+            n = len(item.metas)
+            results = [
+                (Outcome(_text(reply[i])), _text(reply[i + 1]))
+                for i in range(2 * offset, 2 * (offset + n), 2)
             ]
-        reply = await self._script(args=args)
-        return [(Outcome(_text(reply[i])), _text(reply[i + 1])) for i in range(0, len(reply), 2)]
+            offset += n
+            if not item.future.done():
+                item.future.set_result(results)
+
+    def _take_batch(self) -> list[_Pending]:
+        first = self._pending[0]
+        batch: list[_Pending] = []
+        rest: list[_Pending] = []
+        size = 0
+        for item in self._pending:
+            fits = item.policy == first.policy and (
+                not batch or size + len(item.metas) <= self._max_batch
+            )
+            if fits and not rest:
+                batch.append(item)
+                size += len(item.metas)
+            else:
+                rest.append(item)
+        self._pending = rest
+        return batch
+
+
+def _arguments(prefix: str, batch: Sequence[_Pending]) -> list[str | bytes | int]:
+    groups: dict[str, str] = {}
+    metas: list[str] = []
+    records: list[bytes] = []
+    for item in batch:
+        groups.update(item.groups)
+        metas += item.metas
+        records += item.records
+    flap_ms, ttl = batch[0].policy
+    now_ms = max(item.now_ms for item in batch)
+    args: list[str | bytes | int] = [
+        prefix,
+        now_ms,
+        flap_ms,
+        ttl,
+        len(metas),
+        *metas,
+        *records,
+        len(groups),
+    ]
+    for gh, gk in groups.items():
+        args += [gh, gk]
+    return args
 
 
 def summarize(receipt: Receipt, results: Sequence[tuple[Outcome, str]]) -> Receipt:

@@ -10,9 +10,11 @@
 -- ARGV[2]  now, unix milliseconds (the receiver's clock, read once per webhook)
 -- ARGV[3]  flap window, milliseconds: a re-firing this soon after mitigation reopens
 -- ARGV[4]  alert state TTL, seconds (refreshed on every delivery)
--- ARGV[5]  number of alerts N, then N groups of 8 fields:
---          fingerprint, group hash, group key, status (firing|resolved), severity (SEV1..SEV4),
---          team, rule, alert JSON (stored as the incident's member record)
+-- ARGV[5]  number of alerts N; then N tab-separated "fingerprint, group hash, status
+--          (firing|resolved), severity (SEV1..SEV4), team, rule" strings; then N alert JSON
+--          records (stored as the incident's member record); then the number of distinct
+--          groups G and G pairs of group hash, group key. (Few arguments, because encoding
+--          each argument is a visible cost in the client at thousands of alerts a second.)
 -- Returns  2N values: per alert an outcome (opened|added|reopened|duplicate|resolved|
 --          all_resolved|ignored) and the incident id ('' when none).
 -- Appends  one entry to {p}:events per incident touched: incident=<id>, at=<now>,
@@ -46,13 +48,23 @@ local function is_open(state)
   return state == 'triggered' or state == 'acknowledged'
 end
 
+-- Groups known to have an open incident in this call: an alert storm sends many alerts of one
+-- group together, and each needs neither the group lookup nor the incident's state again.
+-- gh -> {incident, ikey, severity}
+local open_groups = {}
+
 local function firing(fp, gh, gk, severity, team, rule, blob, akey)
+  local known = open_groups[gh]
   local gkey = p .. ':group:' .. gh
-  local incident = redis.call('GET', gkey)
-  local ikey, state
-  if incident then
-    ikey = p .. ':incident:' .. incident
-    state = redis.call('HGET', ikey, 'state')
+  local incident, ikey, state
+  if known then
+    incident, ikey, state = known.incident, known.ikey, 'triggered'
+  else
+    incident = redis.call('GET', gkey)
+    if incident then
+      ikey = p .. ':incident:' .. incident
+      state = redis.call('HGET', ikey, 'state')
+    end
   end
   local outcome, reopen_count
   if incident and is_open(state) then
@@ -76,18 +88,21 @@ local function firing(fp, gh, gk, severity, team, rule, blob, akey)
   redis.call('SADD', ikey .. ':firing', fp)
   redis.call('HSET', ikey .. ':alerts', fp, blob)
   redis.call('HSET', akey, 's', 'firing', 'i', incident)
+  local current = severity
   if outcome ~= 'opened' then
-    local current = redis.call('HGET', ikey, 'severity')
+    current = known and known.severity or redis.call('HGET', ikey, 'severity')
     if rank(severity) < rank(current) then
       redis.call('HSET', ikey, 'severity', severity, 'updated_at', now)
       emit(incident, {k = 'severity_raised', fp = fp, sev = severity, from = current})
+      current = severity
     end
   end
+  open_groups[gh] = {incident = incident, ikey = ikey, severity = current}
   emit(incident, {k = outcome, fp = fp, sev = severity, n = reopen_count})
   return outcome, incident
 end
 
-local function resolved(fp, incident, blob, akey)
+local function resolved(fp, gh, incident, blob, akey)
   local ikey = p .. ':incident:' .. incident
   redis.call('HSET', akey, 's', 'resolved')
   redis.call('SREM', ikey .. ':firing', fp)
@@ -95,6 +110,7 @@ local function resolved(fp, incident, blob, akey)
   emit(incident, {k = 'resolved', fp = fp})
   if redis.call('SCARD', ikey .. ':firing') == 0 and is_open(redis.call('HGET', ikey, 'state')) then
     -- Service restored: stop escalating (a pending deadline finds its token gone).
+    open_groups[gh] = nil
     redis.call('HSET', ikey, 'state', 'mitigated', 'mitigated_at', now, 'updated_at', now,
       'esc_token', '')
     emit(incident, {k = 'all_resolved', n = tonumber(redis.call('HGET', ikey, 'reopen_count'))})
@@ -103,10 +119,16 @@ local function resolved(fp, incident, blob, akey)
   return 'resolved'
 end
 
+local group_keys = {}
+local groups_at = 6 + 2 * count
+for g = 0, tonumber(ARGV[groups_at]) - 1 do
+  group_keys[ARGV[groups_at + 1 + 2 * g]] = ARGV[groups_at + 2 + 2 * g]
+end
+
 for i = 0, count - 1 do
-  local b = 5 + i * 8
-  local fp, gh, gk = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
-  local status, severity, team, rule, blob = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
+  local fp, gh, status, severity, team, rule =
+    string.match(ARGV[6 + i], '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')
+  local gk, blob = group_keys[gh], ARGV[6 + count + i]
   local akey = p .. ':alert:' .. gh .. ':' .. fp
   local previous = redis.call('HMGET', akey, 's', 'i')
   local prev_status, prev_incident = previous[1], previous[2]
@@ -119,7 +141,7 @@ for i = 0, count - 1 do
     end
   elseif prev_status == 'firing' then
     incident = prev_incident
-    outcome = resolved(fp, incident, blob, akey)
+    outcome = resolved(fp, gh, incident, blob, akey)
   else
     -- A resolve we never saw fire (sent before we started, or already resolved): nothing to do.
     outcome, incident = (prev_status and 'duplicate' or 'ignored'), prev_incident

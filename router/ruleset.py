@@ -8,13 +8,13 @@ rules, same decisions.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import orjson
 
 from router.alert import Alert
 from router.channelschema import SECRET_FIELDS, ChannelConfig
@@ -94,7 +94,7 @@ class CompiledRule:
 
     def group_key(self, labels: Mapping[str, str]) -> str:
         names = sorted(labels) if self.group_by == (GROUP_BY_ALL,) else self.group_by
-        inner = ",".join(f"{name}={json.dumps(labels.get(name, ''))}" for name in names)
+        inner = ",".join(f"{name}={orjson.dumps(labels.get(name, '')).decode()}" for name in names)
         return f"{self.name}:{{{inner}}}"
 
 
