@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from router import api, api_actions, metrics
+from router import api, api_actions, api_workflow, metrics
 from router.alert import AlertStatus
 from router.auth import check_headers, check_signature
 from router.dedupe import Deduper, Receipt, Routed, summarize
@@ -229,6 +229,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/api/v1/webhooks/{integration}", receive_webhook, methods=["POST", "PUT"]),
+            *api_workflow.routes,
             *api_actions.routes,
             *api.routes,
             Route("/healthz", healthz),

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from redis import Redis
 
+from router.comms import CommsRenderer, default_renderer
 from router.incidents import IncidentStore
 from router.keys import Keys
 from router.notify.base import Channel, ThreadStore
@@ -45,6 +46,8 @@ class WorkerContext:
     # links(incident, person) -> {"ack": url, "resolve": url, "incident": url}, signed
     links: Callable[[str, str], Mapping[str, str]] = lambda incident, person: {}
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    # Incident Started / Status Update / postmortem templates (rules/templates overrides).
+    comms: CommsRenderer = field(default_factory=default_renderer)
 
 
 def build_channels(

@@ -56,7 +56,13 @@ def position(fields: dict[str, str]) -> Position:
 
 
 def carry_out(
-    ctx: WorkerContext, incident_id: str, plan: Plan, *, expected: str, member: str
+    ctx: WorkerContext,
+    incident_id: str,
+    plan: Plan,
+    *,
+    expected: str,
+    member: str,
+    team_body: str = "",
 ) -> bool:
     """Move to the plan's position (if still triggered and `expected` holds), send its pages,
     schedule its next deadline. Returns False when the plan was stale."""
@@ -91,6 +97,7 @@ def carry_out(
                     notify.kind,
                     notify.event,
                     recipient.address,
+                    team_body if notify.step == escalation.TEAM_CHANNEL_STEP else "",
                 ),
             )
     note = plan.note + "".join(f"; {problem}" for problem in problems)

@@ -16,8 +16,9 @@ from typing import Any
 
 import structlog
 
-from router import escalation, escalations, paging
+from router import escalation, escalations, paging, workflow
 from router.alert import from_record
+from router.comms import role_name
 from router.context import WorkerContext
 from router.escalations import ANY_TOKEN
 from router.incidents import Incident, IncidentState, TimelineEntry
@@ -70,16 +71,20 @@ def _act(ctx: WorkerContext, incident: Incident, event: Mapping[str, Any], membe
     hours = ruleset.config.business_hours
     policy = ruleset.policy(incident.severity)
     plan = None
+    team_body = ""
     if kind == "opened":
+        workflow.on_event(ctx, incident, event)  # first: it sets the next-update time
+        team_body = workflow.started_text(ctx, incident)
         plan = escalation.start(policy, snapshot, hours, now)
     elif kind in ("reopened", "reopened_by_hand"):
         suffix = f"-reopen-{event['n']}"
         plan = escalation.start(
             policy, snapshot, hours, now, event="incident.reopened", kind_suffix=suffix
         )
-    elif kind == "severity_raised":
+    elif kind in ("severity_raised", "severity_changed"):
         new = Severity(event["sev"])
-        if incident.state is IncidentState.TRIGGERED:
+        raised = new.is_higher_than(Severity(event["from"]))
+        if raised and incident.state is IncidentState.TRIGGERED:
             fields = _fields(ctx, incident.id)
             plan = escalation.raise_severity(
                 ruleset.policy(Severity(event["from"])),
@@ -105,7 +110,11 @@ def _act(ctx: WorkerContext, incident: Incident, event: Mapping[str, Any], membe
             )
             paging.request_page(ctx, follow_up)
     if plan is not None:
-        escalations.carry_out(ctx, incident.id, plan, expected=ANY_TOKEN, member=f"{member}:esc")
+        escalations.carry_out(
+            ctx, incident.id, plan, expected=ANY_TOKEN, member=f"{member}:esc", team_body=team_body
+        )
+    if kind != "opened":
+        workflow.on_event(ctx, incident, event)
 
 
 def _fields(ctx: WorkerContext, incident_id: str) -> dict[str, str]:
@@ -152,9 +161,26 @@ def _timeline_entry(
         "resolved_by_hand": f"Resolved by {actor}",
         "reopened_by_hand": f"Reopened by {actor}",
         "closed": f"Closed by {actor}",
+        "role_assigned": _role_text(event),
+        "status_update": f"Status update #{event.get('n')} posted by {actor}",
+        "severity_changed": f"Severity changed from {event.get('from')} to {event.get('sev')} "
+        f"by {actor}" + (f": {event['reason']}" if event.get("reason") else ""),
+        "action_added": f"Action item #{event.get('n')} added by {actor}",
+        "action_done": f"Action item #{event.get('n')} done, marked by {actor}",
     }
     data = {"fingerprint": fingerprint} if fingerprint else {}
     return TimelineEntry(at, kind, texts.get(kind, kind), actor=actor, data=data)
+
+
+def _role_text(event: Mapping[str, Any]) -> str:
+    if event.get("k") != "role_assigned":
+        return ""
+    role = role_name(event["role"])
+    if event.get("previous"):
+        return (
+            f"{role} handed over from {event['previous']} to {event['person']} by {event['actor']}"
+        )
+    return f"{event['person']} is {role} (assigned by {event['actor']})"
 
 
 def _alert_name(ctx: WorkerContext, incident_id: str, fingerprint: str) -> str:

@@ -28,8 +28,9 @@ from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
-from router import escalations, events, paging
+from router import escalations, events, paging, workflow
 from router.access import make_links
+from router.comms import CommsRenderer
 from router.context import Scheduler, WorkerContext, build_channels
 from router.incidents import IncidentStore, RedisThreads
 from router.keys import EVENTS_GROUP, Keys, text
@@ -76,9 +77,34 @@ def escalate(incident_id: str, token: str) -> bool:
     return escalations.check(current(), incident_id, token)
 
 
+def update_due(incident_id: str, due_ms: int) -> bool:
+    return workflow.update_due(current(), incident_id, due_ms)
+
+
+def update_overdue(incident_id: str, due_ms: int) -> bool:
+    return workflow.update_overdue(current(), incident_id, due_ms)
+
+
+def commander_due(incident_id: str, count: int) -> bool:
+    return workflow.commander_due(current(), incident_id, count)
+
+
+def postmortem_due(incident_id: str, count: int) -> bool:
+    return workflow.postmortem_due(current(), incident_id, count)
+
+
+def auto_resolve_due(incident_id: str, mitigated_at: str) -> bool:
+    return workflow.auto_resolve_due(current(), incident_id, mitigated_at)
+
+
 _JOBS: dict[str, Callable[..., Any]] = {
     paging.DELIVER_JOB: deliver_page,
     escalations.ESCALATE_JOB: escalate,
+    workflow.UPDATE_JOB: update_due,
+    workflow.UPDATE_ESCALATE_JOB: update_overdue,
+    workflow.COMMANDER_JOB: commander_due,
+    workflow.POSTMORTEM_JOB: postmortem_due,
+    workflow.AUTO_RESOLVE_JOB: auto_resolve_due,
 }
 
 
@@ -205,6 +231,7 @@ def build_context(
         ),
         schedule=make_scheduler(queue),
         http=http,
+        comms=CommsRenderer(templates_dir(settings.rules_path)),
     )
     context.links = lambda incident, person: make_links(
         settings.public_url,

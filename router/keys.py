@@ -12,6 +12,9 @@ the same names from the prefix it is given; keep the two in step.
     {p}:incident:{id}:timeline    list of timeline entries (JSON), oldest first
     {p}:incident:{id}:applied     set of event ids whose effects are done (idempotent jobs)
     {p}:incident:{id}:pages       set of the incident's page keys
+    {p}:incident:{id}:roles       hash: role -> person
+    {p}:incident:{id}:updates     list of status updates (JSON), oldest first
+    {p}:incident:{id}:actions     list of postmortem action items (JSON); :seq numbers them
     {p}:incident:{id}:thread:{ch} a channel's handle for the incident's first message (Slack ts)
     {p}:incidents                 sorted set: incident id by opened-at ms
     {p}:events                    stream: what each webhook changed, consumed by the pump
@@ -80,6 +83,15 @@ class Keys:
 
     def applied(self, incident_id: str) -> str:
         return f"{self.prefix}:incident:{incident_id}:applied"
+
+    def roles(self, incident_id: str) -> str:
+        return f"{self.prefix}:incident:{incident_id}:roles"
+
+    def updates(self, incident_id: str) -> str:
+        return f"{self.prefix}:incident:{incident_id}:updates"
+
+    def actions(self, incident_id: str) -> str:
+        return f"{self.prefix}:incident:{incident_id}:actions"
 
     def incident_pages(self, incident_id: str) -> str:
         return f"{self.prefix}:incident:{incident_id}:pages"

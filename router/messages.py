@@ -37,7 +37,7 @@ def build_message(
         idempotency_key=page_key.replace(" ", "_"),
         event=record["event"],
         title=title,
-        text="\n".join(lines),
+        text=record.get("body") or "\n".join(lines),
         payload=payload,
         incident=incident.id,
         severity=incident.severity.value,

@@ -75,6 +75,8 @@ class PageRequest:
     kind: str  # why: trigger, escalate-2-r0, raised-SEV1, ack-r0, mitigated-0 ...
     event: str  # incident.opened, incident.escalated, ...
     recipient: str | None = None  # the person's address on the channel
+    # Text that replaces the generated one: a rendered status update or "Incident Started".
+    body: str = ""
 
     @property
     def key(self) -> str:
@@ -95,6 +97,7 @@ def request_page(ctx: WorkerContext, request: PageRequest) -> bool:
         "target": request.target,
         "channel": request.channel,
         "recipient": request.recipient or "",
+        "body": request.body,
         "kind": request.kind,
         "event": request.event,
         "status": PageStatus.PENDING,

@@ -192,6 +192,13 @@ class IncidentPolicy(Strict):
     # A member alert re-firing this soon after mitigation reopens the incident.
     flap_window: Duration = 1800.0
     retention: Duration = 90 * 86400.0
+    # SEV3/SEV4 incidents whose alerts all resolved are resolved after this long without a
+    # re-fire; SEV1/SEV2 wait for a human.
+    quiet_period: Duration = 1800.0
+    # A SEV1 without an Incident Commander pages the on-call again this often until one is named.
+    commander_reminder: Duration = 300.0
+    # Postmortems of SEV1/SEV2 are due this long after resolution; reminders repeat daily.
+    postmortem_due: Duration = 48 * 3600.0
 
 
 class RuleFile(Strict):

@@ -37,6 +37,10 @@ end
 
 redis.call('HSET', ikey, 'state', rule[2], 'updated_at', now, rule[4] .. '_at', now,
   rule[4] .. '_by', actor, 'esc_token', '')
+if action == 'close' and redis.call('HGET', ikey, 'postmortem_status') == 'open' then
+  -- Closing is how a postmortem is marked done (SEV1/SEV2 stay resolved until then).
+  redis.call('HSET', ikey, 'postmortem_status', 'done')
+end
 -- n: the reopen cycle, so that notifications of each cycle have their own page keys.
 local event = {k = rule[3], actor = actor}
 if action == 'reopen' then
