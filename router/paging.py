@@ -206,7 +206,8 @@ def _attempt(ctx: WorkerContext, page_key: str, key: str, record: dict[str, str]
 
 def _fall_back(ctx: WorkerContext, record: dict[str, str]) -> None:
     config = ctx.ruleset.channel(record["channel"])
-    if config is None or config.fallback is None:
+    # One hop only: a fallback that fails too is recorded, and escalation moves on.
+    if config is None or config.fallback is None or record["kind"].endswith("-fallback"):
         return
     request_page(
         ctx,
@@ -269,7 +270,7 @@ def _timeline_entry(
 ) -> TimelineEntry:
     who = record["target"].removeprefix("channel:")
     what = f"{record['kind']} page to {who}" + (
-        f" via {record['channel']}" if record["target"].startswith("person:") else ""
+        f" via {record['channel']}" if who != record["channel"] else ""
     )
     if result.outcome is Outcome.DELIVERED:
         kind, text_ = "page_sent", f"{what} delivered (attempt {attempt})"

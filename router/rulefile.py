@@ -159,6 +159,11 @@ def _reference_problems(config: RuleConfig, defaults_file: str) -> list[str]:
             problems.append(f"{where}.fallback: unknown channel {channel.fallback!r}")
         elif channel.fallback == channel.name:
             problems.append(f"{located('channels', channel.name)}.fallback: falls back to itself")
+        elif channel.fallback and _falls_back_to(config, channel.fallback, channel.name):
+            problems.append(
+                f"{located('channels', channel.name)}.fallback: {channel.fallback!r} falls back "
+                f"to {channel.name!r} again; fallbacks must not form a cycle"
+            )
     for person in config.people:
         for index, contact in enumerate(person.contacts):
             if contact.channel not in channels:
@@ -209,6 +214,19 @@ def _reference_problems(config: RuleConfig, defaults_file: str) -> list[str]:
             severities |= set(rule.severity_from_label.values.values())
         problems.extend(_unpaged(config, where, severities, team_name))
     return problems
+
+
+def _falls_back_to(config: RuleConfig, start: str, target: str) -> bool:
+    by_name = {c.name: c for c in config.channels}
+    seen: set[str] = set()
+    current: str | None = start
+    while current is not None and current not in seen:
+        if current == target:
+            return True
+        seen.add(current)
+        channel = by_name.get(current)
+        current = channel.fallback if channel is not None else None
+    return False
 
 
 def _unpaged(config: RuleConfig, where: str, severities: set[Severity], team: str) -> list[str]:
