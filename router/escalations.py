@@ -122,4 +122,7 @@ def check(ctx: WorkerContext, incident_id: str, token: str) -> bool:
     plan = escalation.advance(
         severity, policy_snapshot, ctx.ruleset.config.business_hours, position(fields), ctx.clock()
     )
-    return carry_out(ctx, incident_id, plan, expected=token, member=f"esc:{token}")
+    done = carry_out(ctx, incident_id, plan, expected=token, member=f"esc:{token}")
+    if done and any(n.event == "incident.escalated" for n in plan.notify):
+        ctx.redis.hincrby(ctx.keys.stats, f"escalated:{fields['severity']}", 1)
+    return done

@@ -116,6 +116,7 @@ def on_event(ctx: WorkerContext, incident: Incident, event: Mapping[str, Any]) -
 
 
 def _opened(ctx: WorkerContext, incident: Incident) -> None:
+    ctx.redis.hincrby(ctx.keys.stats, f"opened:{incident.severity.value}", 1)
     policy = ctx.ruleset.policy(incident.severity)
     now = ctx.clock()
     if policy.update_every:
