@@ -161,9 +161,13 @@ def _next_update(
     if not isinstance(raw, str):
         raise BadInputError("next_update", "next_update must be a duration (30m) or an ISO time")
     try:
-        return now + timedelta(seconds=parse_duration(raw))
+        seconds = parse_duration(raw)
     except ValueError:
         pass
+    else:
+        if seconds <= 0:
+            raise BadInputError("next_update", "next_update must be in the future")
+        return now + timedelta(seconds=seconds)
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
@@ -239,7 +243,17 @@ async def actions(request: Request) -> Response:
     if request.method == "POST":
         return await _write(request, _add_action)
     incident = request.path_params["incident_id"].upper()
-    items = await run_in_threadpool(_workflow(request).actions, incident)
+
+    def read() -> list[ActionItem] | None:
+        # An unknown incident is a 404, like every other read; not an empty list.
+        return _workflow(request).actions(incident) if _fields(request, incident) else None
+
+    try:
+        items = await run_in_threadpool(read)
+    except RedisError:
+        return _error(503, "storage unavailable, retry later")
+    if items is None:
+        return _error(404, f"no incident {incident!r}")
     return JSONResponse(
         {"incident": incident, "actions": [action_json(a, n) for n, a in enumerate(items, 1)]}
     )

@@ -33,6 +33,8 @@ from router.errors import AuthError, PayloadError
 from router.incidents import IncidentStore
 from router.keys import Keys
 from router.lifecycle import Lifecycle
+from router.mutes import Mutes
+from router.redisconn import connect, connect_async
 from router.ruleset import Ruleset
 from router.settings import Settings
 from router.sources import SourceKind, parse
@@ -55,6 +57,7 @@ class Services:
     deduper: Deduper
     store: IncidentStore
     lifecycle: Lifecycle
+    mutes: Mutes
     registry: CollectorRegistry
 
 
@@ -123,7 +126,11 @@ async def _receive(request: Request, name: str) -> Response:
         if evaluation.dropped_by is not None:
             receipt.dropped += 1
             continue
-        routed.extend(Routed(alert, decision) for decision in evaluation.decisions)
+        mute = services.mutes.reason(alert, now)
+        routed.extend(
+            Routed(alert, d, mute, evaluation.inhibit_sources, evaluation.inhibit_targets)
+            for d in evaluation.decisions
+        )
     policy = ruleset.config.incidents
     try:
         results = await services.deduper.ingest(
@@ -203,8 +210,8 @@ def create_app(
 ) -> Starlette:
     """The receiver application, with its Redis clients and metrics registry."""
     keys = Keys(settings.key_prefix)
-    async_redis = AsyncRedis.from_url(settings.redis_url, health_check_interval=30)
-    sync_redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+    async_redis = connect_async(settings.redis_url)
+    sync_redis = connect(settings.redis_url)
     registry = CollectorRegistry()
     registry.register(metrics.RedisStatsCollector(sync_redis, keys, queue_depth))
     services = Services(
@@ -213,9 +220,12 @@ def create_app(
         keys=keys,
         redis=async_redis,
         sync_redis=sync_redis,
-        deduper=Deduper(async_redis, settings.key_prefix),
+        deduper=Deduper(
+            async_redis, settings.key_prefix, wait_replicas=settings.redis_wait_replicas
+        ),
         store=IncidentStore(sync_redis, keys),
         lifecycle=Lifecycle(sync_redis, keys),
+        mutes=Mutes(),
         registry=registry,
     )
 

@@ -82,11 +82,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         ruleset = load_ruleset(settings.rules_path, settings.environ)
     except ConfigError as exc:
         return _report_config_error(exc, settings.rules_path)
-    import redis
+    from router.redisconn import connect
 
-    depth = queue_depth(
-        redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), settings.queue_name
-    )
+    depth = queue_depth(connect(settings.redis_url), Keys(settings.key_prefix), settings.queue_name)
     app = create_app(settings, ruleset, queue_depth=depth)
     uvicorn.run(
         app,

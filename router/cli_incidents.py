@@ -1,9 +1,14 @@
-"""`sevrouter incidents ...` and `sevrouter oncall`: the operator's commands.
+"""`sevrouter incidents ...`, `postmortem`, `actions` and `oncall`: the operator's commands.
 
 Incident commands talk to a running receiver's API (`--url`, default $SEVROUTER_URL or
 http://127.0.0.1:9095) with `--token` (default $SEVROUTER_TOKEN), so they work from a laptop as
-well as on the server, and every write is attributed to the token's person. `oncall` reads the
-rules offline.
+well as on the server, and every write is attributed to the token's person. `--url`, `--token`
+and `--json` go before or after the action (`sevrouter incidents --url U ack INC-1` or
+`sevrouter incidents ack INC-1 --url U`). `oncall` reads the rules offline.
+
+Exit codes: 0 done; 1 the receiver refused (bad input, no such incident, not allowed in this
+state, no token) or answered something that is not sevrouter's API; 2 a usage error, or the
+receiver cannot be reached or cannot serve the request now (5xx).
 """
 
 from __future__ import annotations
@@ -11,16 +16,81 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from router.durations import parse_duration
 from router.errors import ConfigError
 from router.settings import DEFAULT_PORT, Settings
 
 _WRITE_ACTIONS = ("ack", "mitigate", "resolve", "reopen", "close")
+ROLES = ("commander", "tech_lead", "communications", "scribe")
+STATUSES = ("investigating", "mitigating", "resolved")
+SEVERITIES = ("SEV1", "SEV2", "SEV3", "SEV4")
+
+
+def _connection_options(parser: argparse.ArgumentParser, *, json_option: bool = True) -> None:
+    """--url, --token (and --json) on `parser` (a command) with their real defaults."""
+    parser.add_argument("--url", default=None, help="receiver URL (default $SEVROUTER_URL)")
+    parser.add_argument("--token", default=None, help="API token (default $SEVROUTER_TOKEN)")
+    if json_option:
+        parser.add_argument("--json", action="store_true", help="print the API's JSON")
+
+
+def _late_connection_options(parser: argparse.ArgumentParser) -> None:
+    """The same options after an action: given there, they win; left out, they leave the
+    value given before the action (or the default) alone."""
+    parser.add_argument("--url", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    parser.add_argument("--token", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+
+
+def _choice(choices: Sequence[str], normalize: Callable[[str], str]) -> Callable[[str], str]:
+    def convert(value: str) -> str:
+        normalized = normalize(value)
+        if normalized not in choices:
+            raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(choices)}")
+        return normalized
+
+    return convert
+
+
+def _role(value: str) -> str:
+    return value.strip().lower().replace("-", "_").replace(" ", "_").removeprefix("incident_")
+
+
+def _next_update(value: str) -> str:
+    """A duration (30m) or an ISO time; whether it lies in the future is the receiver's call."""
+    try:
+        parse_duration(value)
+    except ValueError:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is neither a duration (30m, 1h) nor an ISO time "
+                "(2026-11-26T14:30Z; without an offset, UTC)"
+            ) from None
+    return value
+
+
+def _due_date(value: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an action item number (1, 2, ...)")
+    return int(value)
 
 
 def add_commands(commands: Any) -> None:
@@ -29,9 +99,7 @@ def add_commands(commands: Any) -> None:
         help="list, show and act on incidents",
         description="list, show and act on incidents",
     )
-    incidents.add_argument("--url", default=None, help="receiver URL (default $SEVROUTER_URL)")
-    incidents.add_argument("--token", default=None, help="API token (default $SEVROUTER_TOKEN)")
-    incidents.add_argument("--json", action="store_true", help="print the API's JSON")
+    _connection_options(incidents)
     verbs = incidents.add_subparsers(title="actions", metavar="ACTION", required=True)
     listing = verbs.add_parser("list", help="open incidents, newest first")
     listing.add_argument("--state", default=None)
@@ -42,10 +110,110 @@ def add_commands(commands: Any) -> None:
     show = verbs.add_parser("show", help="one incident with its alerts and timeline")
     show.add_argument("incident")
     show.set_defaults(command=cmd_show)
+    late = [listing, show]
     for action in _WRITE_ACTIONS:
         verb = verbs.add_parser(action, help=f"{action} an incident")
         verb.add_argument("incident")
         verb.set_defaults(command=cmd_action, action=action)
+        late.append(verb)
+
+    update = verbs.add_parser(
+        "update",
+        help="post a status update (it goes to the team channel and sets the next deadline)",
+        description="Post the seed's status update: current status, what we know, what we are "
+        "doing, and when the next update is due (default: the severity's update cadence).",
+    )
+    update.add_argument("incident")
+    update.add_argument(
+        "--status",
+        required=True,
+        type=_choice(STATUSES, str.lower),
+        metavar="|".join(STATUSES),
+        help="current status",
+    )
+    update.add_argument(
+        "--fact", dest="facts", action="append", default=[], metavar="TEXT", help="what we know"
+    )
+    update.add_argument(
+        "--action",
+        dest="doing",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="what we are doing",
+    )
+    update.add_argument(
+        "--next",
+        dest="next_update",
+        type=_next_update,
+        default=None,
+        metavar="30m|ISO",
+        help="when the next update is due: a duration from now or an ISO time (UTC unless it "
+        "says otherwise); default the severity's cadence, none once resolved",
+    )
+    update.set_defaults(command=cmd_update)
+
+    role = verbs.add_parser(
+        "role",
+        help="give an incident role to a person (a handover when someone had it)",
+        description="Assign ROLE (commander, tech_lead, communications, scribe) to PERSON.",
+    )
+    role.add_argument("incident")
+    role.add_argument("role", type=_choice(ROLES, _role), metavar="ROLE", help=", ".join(ROLES))
+    role.add_argument("person")
+    role.set_defaults(command=cmd_role)
+
+    severity = verbs.add_parser(
+        "severity",
+        help="change an incident's severity, with the reason",
+        description="Change the severity; the reason goes on the timeline. Raising it while "
+        "nobody has acknowledged re-evaluates escalation at once.",
+    )
+    severity.add_argument("incident")
+    severity.add_argument(
+        "severity",
+        type=_choice(SEVERITIES, str.upper),
+        metavar="SEV",
+        help=", ".join(SEVERITIES),
+    )
+    severity.add_argument("--reason", required=True, help="why (shown on the timeline)")
+    severity.set_defaults(command=cmd_severity)
+    for parser in (*late, update, role, severity):
+        _late_connection_options(parser)
+
+    postmortem = commands.add_parser(
+        "postmortem",
+        help="print an incident's postmortem draft (Markdown)",
+        description="Print the postmortem draft in Markdown, e.g. "
+        "`sevrouter postmortem INC-42 > docs/postmortems/INC-42.md`.",
+    )
+    postmortem.add_argument("incident")
+    _connection_options(postmortem, json_option=False)
+    postmortem.set_defaults(command=cmd_postmortem)
+
+    actions = commands.add_parser(
+        "actions",
+        help="list, add and complete an incident's postmortem action items",
+        description="Postmortem action items: list (the default), add TEXT, done N.",
+    )
+    actions.add_argument("incident")
+    _connection_options(actions)
+    actions.set_defaults(command=cmd_actions_list)
+    items = actions.add_subparsers(
+        title="actions", metavar="list|add|done", prog="sevrouter actions INCIDENT"
+    )
+    listed = items.add_parser("list", help="the action items (the default)")
+    listed.set_defaults(command=cmd_actions_list)
+    add = items.add_parser("add", help="add an action item")
+    add.add_argument("text")
+    add.add_argument("--owner", default=None, metavar="NAME")
+    add.add_argument("--due", type=_due_date, default=None, metavar="YYYY-MM-DD")
+    add.set_defaults(command=cmd_actions_add)
+    done = items.add_parser("done", help="mark action item N done")
+    done.add_argument("number", type=_positive, metavar="N")
+    done.set_defaults(command=cmd_actions_done)
+    for parser in (listed, add, done):
+        _late_connection_options(parser)
 
     oncall = commands.add_parser(
         "oncall", help="who is on call now (or --at a time)", description="who is on call"
@@ -63,28 +231,80 @@ def _client(args: argparse.Namespace, settings: Settings) -> httpx.Client:
     return httpx.Client(base_url=url, headers=headers, timeout=10)
 
 
-def _call(
-    args: argparse.Namespace, settings: Settings, method: str, path: str, **params: Any
-) -> tuple[int, Any]:
+def _fail(message: str) -> None:
+    print(f"sevrouter: {message}", file=sys.stderr)
+
+
+def _request(
+    args: argparse.Namespace,
+    settings: Settings,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, Any] | None = None,
+    body: dict[str, Any] | None = None,
+) -> httpx.Response | None:
+    """The receiver's answer; None (and the reason on stderr) when it cannot be reached."""
     try:
         with _client(args, settings) as client:
-            response = client.request(
-                method, path, params={k: v for k, v in params.items() if v is not None}
+            return client.request(
+                method,
+                path,
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                json=body,
             )
     except httpx.HTTPError as exc:
-        print(f"sevrouter: cannot reach the receiver: {type(exc).__name__}", file=sys.stderr)
-        return 2, None
+        _fail(f"cannot reach the receiver: {type(exc).__name__}")
+        return None
+
+
+def _refused(response: httpx.Response) -> int:
+    """Explain a 4xx/5xx answer; 1 when refused, 2 when the receiver cannot serve it now."""
     try:
         body = response.json()
     except ValueError:
-        body = {"error": response.text[:200]}
+        body = None
+    if isinstance(body, dict) and (body.get("error") or body.get("message")):
+        reason = str(body.get("error") or body.get("message"))
+    else:
+        reason = response.text.strip()[:200] or response.reason_phrase
+    _fail(f"{reason} (HTTP {response.status_code})")
+    return 2 if response.status_code >= 500 else 1
+
+
+def _not_the_api(response: httpx.Response) -> int:
+    kind = response.headers.get("content-type", "no content type").split(";")[0]
+    _fail(
+        f"the answer from {response.url} is not sevrouter's API (HTTP {response.status_code}, "
+        f"{kind}); check --url"
+    )
+    return 1
+
+
+def _call(
+    args: argparse.Namespace,
+    settings: Settings,
+    method: str,
+    path: str,
+    *,
+    expect: Sequence[str] = (),
+    params: dict[str, Any] | None = None,
+    body: dict[str, Any] | None = None,
+) -> tuple[int, Any]:
+    """(exit code, the API's JSON object). A success must be a JSON object with every key in
+    `expect`; anything else (a proxy's sign-in page, a wrong --url) is an error, exit 1."""
+    response = _request(args, settings, method, path, params=params, body=body)
+    if response is None:
+        return 2, None
     if response.status_code >= 400:
-        print(
-            f"sevrouter: {body.get('error') or body.get('message')} (HTTP {response.status_code})",
-            file=sys.stderr,
-        )
-        return 1, body
-    return 0, body
+        return _refused(response), None
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or any(key not in answer for key in expect):
+        return _not_the_api(response), None
+    return 0, answer
 
 
 def _dump(code: int, body: Any, as_json: bool) -> int:
@@ -99,10 +319,13 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         settings,
         "GET",
         "/api/v1/incidents",
-        state=args.state,
-        severity=args.severity,
-        team=args.team,
-        limit=args.limit,
+        expect=("incidents",),
+        params={
+            "state": args.state,
+            "severity": args.severity,
+            "team": args.team,
+            "limit": args.limit,
+        },
     )
     if code or args.json:
         return _dump(code, body, args.json)
@@ -118,7 +341,13 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    code, body = _call(args, settings, "GET", f"/api/v1/incidents/{args.incident}")
+    code, body = _call(
+        args,
+        settings,
+        "GET",
+        f"/api/v1/incidents/{args.incident}",
+        expect=("id", "severity", "title", "state", "team", "rule", "alerts_firing", "timeline"),
+    )
     if code or args.json:
         return _dump(code, body, args.json)
     print(f"{body['id']} [{body['severity']}] {body['title']}")
@@ -135,10 +364,144 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_action(args: argparse.Namespace, settings: Settings) -> int:
-    code, body = _call(args, settings, "POST", f"/api/v1/incidents/{args.incident}/{args.action}")
-    if body and not code:
-        print(body["message"])
-    return code
+    code, body = _call(
+        args,
+        settings,
+        "POST",
+        f"/api/v1/incidents/{args.incident}/{args.action}",
+        expect=("message",),
+    )
+    if code or args.json:
+        return _dump(code, body, args.json)
+    print(body["message"])
+    return 0
+
+
+def _utc(iso: str) -> str:
+    return f"{datetime.fromisoformat(iso).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
+    request: dict[str, Any] = {"status": args.status, "facts": args.facts, "actions": args.doing}
+    if args.next_update is not None:
+        request["next_update"] = args.next_update
+    code, body = _call(
+        args,
+        settings,
+        "POST",
+        f"/api/v1/incidents/{args.incident}/updates",
+        expect=("incident", "number", "update"),
+        body=request,
+    )
+    if code or args.json:
+        return _dump(code, body, args.json)
+    next_update = body["update"].get("next_update")
+    after = f"next update due {_utc(next_update)}" if next_update else "no further update due"
+    print(f"{body['incident']}: status update #{body['number']} posted ({args.status}); {after}")
+    return 0
+
+
+def cmd_role(args: argparse.Namespace, settings: Settings) -> int:
+    code, body = _call(
+        args,
+        settings,
+        "POST",
+        f"/api/v1/incidents/{args.incident}/roles",
+        expect=("incident", "role", "person"),
+        body={"role": args.role, "person": args.person},
+    )
+    if code or args.json:
+        return _dump(code, body, args.json)
+    from router.comms import role_name
+
+    name = role_name(body["role"])
+    previous = body.get("previous")
+    if previous and previous != body["person"]:
+        print(f"{body['incident']}: {name} handed over from {previous} to {body['person']}")
+    else:
+        print(f"{body['incident']}: {body['person']} is {name}")
+    return 0
+
+
+def cmd_severity(args: argparse.Namespace, settings: Settings) -> int:
+    code, body = _call(
+        args,
+        settings,
+        "POST",
+        f"/api/v1/incidents/{args.incident}/severity",
+        expect=("incident", "severity", "result"),
+        body={"severity": args.severity, "reason": args.reason},
+    )
+    if code or args.json:
+        return _dump(code, body, args.json)
+    if body["result"] == "same":
+        print(f"{body['incident']} is already {body['severity']}")
+    else:
+        print(f"{body['incident']} is now {body['severity']}: {args.reason}")
+    return 0
+
+
+def cmd_postmortem(args: argparse.Namespace, settings: Settings) -> int:
+    response = _request(args, settings, "GET", f"/api/v1/incidents/{args.incident}/postmortem")
+    if response is None:
+        return 2
+    if response.status_code >= 400:
+        return _refused(response)
+    if not response.headers.get("content-type", "").startswith("text/markdown"):
+        return _not_the_api(response)
+    # As served, byte for byte: `> docs/postmortems/INC-42.md` commits exactly the draft.
+    sys.stdout.write(response.text)
+    return 0
+
+
+def _item_line(item: dict[str, Any]) -> str:
+    mark = "x" if item["done"] else " "
+    owner = item.get("owner") or "unassigned"
+    due = item.get("due") or "no date"
+    return f"#{item['number']} [{mark}] {item['text']} - Owner: {owner} - Due: {due}"
+
+
+def cmd_actions_list(args: argparse.Namespace, settings: Settings) -> int:
+    code, body = _call(
+        args, settings, "GET", f"/api/v1/incidents/{args.incident}/actions", expect=("actions",)
+    )
+    if code or args.json:
+        return _dump(code, body, args.json)
+    if not body["actions"]:
+        print(f"{args.incident.upper()} has no action items")
+    for item in body["actions"]:
+        print(_item_line(item))
+    return 0
+
+
+def cmd_actions_add(args: argparse.Namespace, settings: Settings) -> int:
+    request = {"text": args.text, "owner": args.owner, "due": args.due}
+    code, body = _call(
+        args,
+        settings,
+        "POST",
+        f"/api/v1/incidents/{args.incident}/actions",
+        expect=("number", "text", "done"),
+        body={k: v for k, v in request.items() if v is not None},
+    )
+    if code or args.json:
+        return _dump(code, body, args.json)
+    print(f"{args.incident.upper()}: added {_item_line(body)}")
+    return 0
+
+
+def cmd_actions_done(args: argparse.Namespace, settings: Settings) -> int:
+    code, body = _call(
+        args,
+        settings,
+        "POST",
+        f"/api/v1/incidents/{args.incident}/actions/{args.number}/done",
+        expect=("number", "text", "done"),
+    )
+    if code or args.json:
+        return _dump(code, body, args.json)
+    print(f"{args.incident.upper()}: done {_item_line(body)}")
+    return 0
 
 
 def cmd_oncall(args: argparse.Namespace, settings: Settings) -> int:

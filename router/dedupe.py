@@ -17,12 +17,20 @@ from importlib.resources import files
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from router.alert import Alert, record_json
 from router.keys import group_hash
 from router.ruleset import Decision
 
 _SCRIPT = files("router").joinpath("ingest.lua").read_text(encoding="utf-8")
+# How long a webhook waits for replicas to confirm its writes (SEVROUTER_REDIS_WAIT_REPLICAS).
+WAIT_TIMEOUT_MS = 1000
+
+
+class NotReplicatedError(RedisError):
+    """The script ran, but fewer replicas than required confirmed its writes in time: the
+    webhooks must not be acknowledged (a failover could still lose them)."""
 
 
 class Outcome(StrEnum):
@@ -34,6 +42,8 @@ class Outcome(StrEnum):
     ALL_RESOLVED = "all_resolved"
     # A resolve for an alert we never saw firing.
     IGNORED = "ignored"
+    # Silenced, inhibited or in maintenance: recorded, never paged.
+    MUTED = "muted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +52,9 @@ class Routed:
 
     alert: Alert
     decision: Decision
+    mute: str = ""  # "silence:<id>", "maintenance:<name>": set by the receiver
+    inhibit_sources: str = ""
+    inhibit_targets: str = ""
 
 
 @dataclass(slots=True)
@@ -54,6 +67,8 @@ class Receipt:
     touched: list[str] = field(default_factory=list)
     dropped: int = 0
     tests: int = 0
+    # mute reason -> alerts (silence:<id>, maintenance:<name>, inhibited)
+    muted: Counter[str] = field(default_factory=Counter)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +76,7 @@ class Receipt:
             "alerts": self.alerts,
             "duplicates": self.outcomes[Outcome.DUPLICATE] + self.outcomes[Outcome.IGNORED],
             "dropped": self.dropped,
+            "muted": dict(self.muted),
             "tests": self.tests,
             "outcomes": {o.value: n for o, n in sorted(self.outcomes.items())},
             "incidents": {"opened": self.opened, "touched": self.touched},
@@ -90,10 +106,21 @@ class Deduper:
     """
 
     def __init__(
-        self, redis: Redis, prefix: str, *, max_batch_alerts: int = 2000, max_in_flight: int = 2
+        self,
+        redis: Redis,
+        prefix: str,
+        *,
+        max_batch_alerts: int = 2000,
+        max_in_flight: int = 2,
+        wait_replicas: int = 0,
     ) -> None:
+        self._redis = redis
         self._script = redis.register_script(_SCRIPT)
         self._prefix = prefix
+        # Redis replicates asynchronously: a write the primary acknowledged can be lost when a
+        # replica is promoted. With wait_replicas > 0, a call counts only once that many
+        # replicas have confirmed it (WAIT); otherwise its webhooks get a 503 and are retried.
+        self._wait_replicas = wait_replicas
         self._max_batch = max_batch_alerts
         # Two calls in flight let Redis run one batch while this process prepares the next.
         self._max_in_flight = max_in_flight
@@ -115,7 +142,8 @@ class Deduper:
             groups[gh] = decision.group_key
             metas.append(
                 f"{alert.fingerprint}\t{gh}\t{alert.status.value}\t{decision.severity.value}"
-                f"\t{decision.team}\t{decision.rule}"
+                f"\t{decision.team}\t{decision.rule}\t{item.mute}\t{item.inhibit_sources}"
+                f"\t{item.inhibit_targets}"
             )
             records.append(record_json(alert))
         loop = asyncio.get_running_loop()
@@ -138,7 +166,7 @@ class Deduper:
 
     async def _call(self, batch: list[_Pending]) -> None:
         try:
-            reply = await self._script(args=_arguments(self._prefix, batch))
+            reply = await self._run(_arguments(self._prefix, batch))
         except Exception as exc:  # noqa: BLE001 - every waiting webhook gets the error (-> 503)
             for item in batch:
                 if not item.future.done():
@@ -154,6 +182,24 @@ class Deduper:
             offset += n
             if not item.future.done():
                 item.future.set_result(results)
+
+    async def _run(self, args: list[str | bytes | int]) -> Any:
+        if not self._wait_replicas:
+            return await self._script(args=args)
+        # WAIT covers the writes made on the connection it is sent on: one connection for both.
+        async with self._redis.client() as single:
+            reply = await self._script(args=args, client=single)
+            confirmed = int(await single.wait(self._wait_replicas, WAIT_TIMEOUT_MS))
+            if confirmed < self._wait_replicas:
+                # Most likely this server was replaced by a promoted replica and its own replica
+                # left: drop the connection, so that the next one asks the sentinels again.
+                if single.connection is not None:
+                    await single.connection.disconnect()
+                raise NotReplicatedError(
+                    f"{confirmed} of {self._wait_replicas} replica(s) confirmed the write "
+                    f"within {WAIT_TIMEOUT_MS} ms"
+                )
+        return reply
 
     def _take_batch(self) -> list[_Pending]:
         first = self._pending[0]
@@ -202,6 +248,9 @@ def summarize(receipt: Receipt, results: Sequence[tuple[Outcome, str]]) -> Recei
     """Fold per-alert outcomes into the receipt (incident ids listed once each)."""
     for outcome, incident in results:
         receipt.outcomes[outcome] += 1
+        if outcome is Outcome.MUTED:
+            receipt.muted[incident] += 1
+            continue
         if outcome is Outcome.OPENED and incident not in receipt.opened:
             receipt.opened.append(incident)
         elif outcome not in (Outcome.DUPLICATE, Outcome.IGNORED, Outcome.OPENED) and (

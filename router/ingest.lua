@@ -11,12 +11,15 @@
 -- ARGV[3]  flap window, milliseconds: a re-firing this soon after mitigation reopens
 -- ARGV[4]  alert state TTL, seconds (refreshed on every delivery)
 -- ARGV[5]  number of alerts N; then N tab-separated "fingerprint, group hash, status
---          (firing|resolved), severity (SEV1..SEV4), team, rule" strings; then N alert JSON
+--          (firing|resolved), severity (SEV1..SEV4), team, rule, mute reason ('' or e.g.
+--          silence:<id>), inhibition source tokens, inhibition target tokens (comma-joined)"
+--          strings; then N alert JSON
 --          records (stored as the incident's member record); then the number of distinct
 --          groups G and G pairs of group hash, group key. (Few arguments, because encoding
 --          each argument is a visible cost in the client at thousands of alerts a second.)
 -- Returns  2N values: per alert an outcome (opened|added|reopened|duplicate|resolved|
---          all_resolved|ignored) and the incident id ('' when none).
+--          all_resolved|ignored|muted) and the incident id ('' when none; the mute reason for
+--          muted alerts).
 -- Appends  one entry to {p}:events per incident touched: incident=<id>, at=<now>,
 --          events=<JSON list of {k=kind, fp=fingerprint, sev=severity, from=severity,
 --          n=reopen count (reopened, all_resolved)}>.
@@ -125,23 +128,65 @@ for g = 0, tonumber(ARGV[groups_at]) - 1 do
   group_keys[ARGV[groups_at + 1 + 2 * g]] = ARGV[groups_at + 2 + 2 * g]
 end
 
+local metas = {}
 for i = 0, count - 1 do
-  local fp, gh, status, severity, team, rule =
-    string.match(ARGV[6 + i], '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')
+  metas[i] = {string.match(ARGV[6 + i],
+    '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')}
+end
+
+-- Inhibition sources first, so that a source and its targets in one delivery see each other.
+-- {p}:inhibit:{token} holds the fingerprints of firing source alerts with those equal labels.
+for i = 0, count - 1 do
+  local fp, status, sources = metas[i][1], metas[i][3], metas[i][8]
+  for token in string.gmatch(sources, '[^,]+') do
+    local key = p .. ':inhibit:' .. token
+    if status == 'firing' then
+      redis.call('SADD', key, fp)
+      redis.call('EXPIRE', key, ttl)
+    else
+      redis.call('SREM', key, fp)
+    end
+  end
+end
+
+local function inhibited(fp, targets)
+  for token in string.gmatch(targets, '[^,]+') do
+    local key = p .. ':inhibit:' .. token
+    local n = redis.call('SCARD', key)
+    if n > 1 or (n == 1 and redis.call('SISMEMBER', key, fp) == 0) then
+      return 'inhibited'
+    end
+  end
+  return ''
+end
+
+for i = 0, count - 1 do
+  local fp, gh, status, severity, team, rule, mute, _, targets = unpack(metas[i])
   local gk, blob = group_keys[gh], ARGV[6 + count + i]
   local akey = p .. ':alert:' .. gh .. ':' .. fp
-  local previous = redis.call('HMGET', akey, 's', 'i')
+  local previous = redis.call('HMGET', akey, 's', 'i', 'm')
   local prev_status, prev_incident = previous[1], previous[2]
   local outcome, incident
   if status == 'firing' then
+    if mute == '' and targets ~= '' then
+      mute = inhibited(fp, targets)
+    end
     if prev_status == 'firing' then
       outcome, incident = 'duplicate', prev_incident
+    elseif mute ~= '' then
+      -- Silenced, inhibited or in maintenance: recorded, never paged. When the mute ends, the
+      -- next delivery (Alertmanager re-sends) finds it not firing and handles it afresh.
+      redis.call('HSET', akey, 's', 'muted', 'm', mute)
+      outcome, incident = 'muted', mute
     else
       outcome, incident = firing(fp, gh, gk, severity, team, rule, blob, akey)
     end
   elseif prev_status == 'firing' then
     incident = prev_incident
     outcome = resolved(fp, gh, incident, blob, akey)
+  elseif prev_status == 'muted' then
+    redis.call('HSET', akey, 's', 'resolved')
+    outcome, incident = 'muted', previous[3] or ''
   else
     -- A resolve we never saw fire (sent before we started, or already resolved): nothing to do.
     outcome, incident = (prev_status and 'duplicate' or 'ignored'), prev_incident

@@ -34,6 +34,7 @@ from router.comms import CommsRenderer
 from router.context import Scheduler, WorkerContext, build_channels
 from router.incidents import IncidentStore, RedisThreads
 from router.keys import EVENTS_GROUP, Keys, text
+from router.redisconn import WORKER_RETRY_SECONDS, connect
 from router.ruleset import Ruleset
 from router.settings import Settings
 
@@ -287,7 +288,7 @@ def run_worker(settings: Settings, ruleset: Ruleset, *, burst: bool = False) -> 
 
     SIGTERM/SIGINT stop it warmly: rq finishes the job in hand, then the threads stop.
     """
-    redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+    redis = connect(settings.redis_url, retry_for=WORKER_RETRY_SECONDS)
     queue = Queue(settings.queue_name, connection=redis)
     context = build_context(settings, ruleset, redis, queue)
     install(context)

@@ -21,6 +21,8 @@ the same names from the prefix it is given; keep the two in step.
     {p}:page:{page_hash}          hash: one page's record (status, attempts, last result)
     {p}:rate:{channel}            the channel's rate limiter state (GCRA arrival time, ms)
     {p}:stats                     hash: counters kept by workers, read by /metrics
+    {p}:silence:{id}              hash: one silence (matchers JSON, times in ms, author, ...)
+    {p}:silences                  sorted set: silence id by end time (ms)
 """
 
 from __future__ import annotations
@@ -104,6 +106,13 @@ class Keys:
 
     def page(self, page_key: str) -> str:
         return f"{self.prefix}:page:{page_hash(page_key)}"
+
+    def silence(self, silence_id: str) -> str:
+        return f"{self.prefix}:silence:{silence_id}"
+
+    @property
+    def silences(self) -> str:
+        return f"{self.prefix}:silences"
 
 
 def page_hash(page_key: str) -> str:

@@ -81,13 +81,15 @@ def merge(parsed: Iterable[tuple[str, RuleFile]]) -> RuleConfig:
         "schedules": [],
         "teams": [],
         "rules": [],
+        "inhibit_rules": [],
     }
     singletons: dict[str, tuple[str, Any]] = {}
     rule_files: dict[str, str] = {}
     item_files: dict[str, str] = {}
     severity_files: list[str] = []
     for file, doc in parsed:
-        for section in ("integrations", "channels", "people", "schedules", "teams", "rules"):
+        sections = ("integrations", "channels", "people", "schedules", "teams", "rules")
+        for section in (*sections, "inhibit_rules"):
             for item in getattr(doc, section):
                 where = f"{section}[{item.name}]"
                 if where in item_files:
@@ -128,6 +130,7 @@ def merge(parsed: Iterable[tuple[str, RuleFile]]) -> RuleConfig:
         teams=merged["teams"],
         defaults=singletons.get("defaults", ("", Defaults()))[1],
         rules=merged["rules"],
+        inhibit_rules=merged["inhibit_rules"],
         incidents=singletons.get("incidents", ("", IncidentPolicy()))[1],
         rule_files=rule_files,
         item_files=item_files,

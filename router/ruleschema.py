@@ -201,6 +201,21 @@ class IncidentPolicy(Strict):
     postmortem_due: Duration = 48 * 3600.0
 
 
+class InhibitRule(Strict):
+    """Like Alertmanager's: while an alert matching `source` fires, alerts matching `target`
+    with the same values of the `equal` labels are muted (recorded, never paged)."""
+
+    name: Name
+    source: list[str] = Field(min_length=1)
+    target: list[str] = Field(min_length=1)
+    equal: list[str] = Field(default_factory=list)
+
+    @field_validator("source", "target", mode="before")
+    @classmethod
+    def _one_string(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
 class RuleFile(Strict):
     """One YAML document; every section is optional so rules can be split across files."""
 
@@ -213,6 +228,7 @@ class RuleFile(Strict):
     teams: list[Team] = Field(default_factory=list)
     defaults: Defaults | None = None
     rules: list[Rule] = Field(default_factory=list)
+    inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     incidents: IncidentPolicy | None = None
 
 
@@ -228,6 +244,7 @@ class RuleConfig(Strict):
     teams: list[Team]
     defaults: Defaults
     rules: list[Rule]
+    inhibit_rules: list[InhibitRule]
     incidents: IncidentPolicy
     # file each rule came from, for error messages and `explain`
     rule_files: dict[str, str]

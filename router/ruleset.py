@@ -8,6 +8,7 @@ rules, same decisions.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import orjson
 from router.alert import Alert
 from router.channelschema import SECRET_FIELDS, ChannelConfig
 from router.errors import ConfigError
-from router.matchers import Matcher, MatcherError, parse_matchers
+from router.matchers import Matcher, MatcherError, matches_all, parse_matchers
 from router.oncallschema import Person, Schedule
 from router.rulefile import load_rules
 from router.ruleschema import (
@@ -67,6 +68,23 @@ class Evaluation:
     decisions: tuple[Decision, ...]
     dropped_by: str | None = None
     trace: tuple[TraceStep, ...] = ()
+    # Inhibition tokens (comma-joined) this alert raises as a source and is subject to as a
+    # target; the ingest script keeps the firing sources per token. Labels-only, so cached.
+    inhibit_sources: str = ""
+    inhibit_targets: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledInhibit:
+    name: str
+    source: tuple[Matcher, ...]
+    target: tuple[Matcher, ...]
+    equal: tuple[str, ...]
+
+    def token(self, labels: Mapping[str, str]) -> str:
+        """Same for a source and a target exactly when their `equal` labels agree."""
+        values = "\x00".join([self.name, *(labels.get(name, "") for name in self.equal)])
+        return hashlib.blake2b(values.encode(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +122,7 @@ class Ruleset:
     rules: tuple[CompiledRule, ...]
     default_rule: CompiledRule
     secrets: Mapping[str, Secret]
+    inhibit: tuple[CompiledInhibit, ...] = ()
     _cache: dict[str, Evaluation] = field(default_factory=dict, repr=False)
 
     @property
@@ -184,7 +203,11 @@ class Ruleset:
             decisions.append(_decide(self.default_rule, labels))
             if trace:
                 steps.append(TraceStep(DEFAULT_RULE, True, ("no rule matched",), "routed"))
-        return Evaluation(tuple(decisions), trace=tuple(steps))
+        sources = ",".join(i.token(labels) for i in self.inhibit if matches_all(i.source, labels))
+        targets = ",".join(i.token(labels) for i in self.inhibit if matches_all(i.target, labels))
+        return Evaluation(
+            tuple(decisions), trace=tuple(steps), inhibit_sources=sources, inhibit_targets=targets
+        )
 
     def render_title(self, decision: Decision, alert: Alert) -> str:
         rule = self.rule(decision.rule)
@@ -249,10 +272,33 @@ def compile_ruleset(
     )
     if not default_team:
         problems.append("defaults.team: set it, or define a team, for alerts no rule matches")
+    inhibit = tuple(_compile_inhibit(rule, config, problems) for rule in config.inhibit_rules)
     secrets = _resolve_secrets(config, environ, problems) if resolve_secrets else {}
     if problems:
         raise ConfigError(problems)
-    return Ruleset(config, tuple(c for c in compiled if c is not None), default_rule, secrets)
+    return Ruleset(
+        config, tuple(c for c in compiled if c is not None), default_rule, secrets, inhibit
+    )
+
+
+def _compile_inhibit(rule: Any, config: RuleConfig, problems: list[str]) -> CompiledInhibit:
+    where = (
+        f"{config.item_files.get(f'inhibit_rules[{rule.name}]', '?')}: inhibit_rules[{rule.name}]"
+    )
+    sides: dict[str, list[Matcher]] = {"source": [], "target": []}
+    for side, texts in (("source", rule.source), ("target", rule.target)):
+        for index, text_ in enumerate(texts):
+            try:
+                parsed = parse_matchers(text_)
+            except MatcherError as exc:
+                problems.append(f"{where}.{side}[{index}]: {exc} (got {text_!r})")
+                continue
+            if not parsed:
+                problems.append(f"{where}.{side}[{index}]: empty matcher would match every alert")
+            sides[side].extend(parsed)
+    return CompiledInhibit(
+        rule.name, tuple(sides["source"]), tuple(sides["target"]), tuple(rule.equal)
+    )
 
 
 def _compile_rule(rule: Any, config: RuleConfig, problems: list[str]) -> CompiledRule | None:

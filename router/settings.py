@@ -21,6 +21,9 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 @dataclass(frozen=True, slots=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Replicas that must confirm a webhook's writes before it is acknowledged (Redis WAIT);
+    # 0 does not wait. With Sentinel, 1 keeps a failover from losing acknowledged alerts.
+    redis_wait_replicas: int = 0
     rules_path: Path = Path("rules")
     # Every Redis key starts with this, so one Redis can serve several installations.
     key_prefix: str = "sevrouter"
@@ -46,6 +49,7 @@ class Settings:
         defaults = cls()
         return cls(
             redis_url=env.get("REDIS_URL", defaults.redis_url),
+            redis_wait_replicas=_replica_count(env, "SEVROUTER_REDIS_WAIT_REPLICAS"),
             rules_path=Path(env.get("SEVROUTER_RULES", str(defaults.rules_path))),
             key_prefix=env.get("SEVROUTER_KEY_PREFIX", defaults.key_prefix),
             max_body_bytes=_positive_int(env, "SEVROUTER_MAX_BODY_BYTES", defaults.max_body_bytes),
@@ -92,6 +96,15 @@ def _api_tokens(env: Mapping[str, str]) -> dict[str, str]:
                 raise ValueError(f"{path}:{number}: expected 'person token'")
             pairs.append((fields[0], fields[1]))
     return {token: person for person, token in pairs}
+
+
+def _replica_count(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit():
+        raise ValueError(f"{name} must be a number of replicas (0 or more), got {raw!r}")
+    return int(raw)
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -10,7 +10,7 @@ has moved on, exactly like escalation deadlines.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -177,7 +177,8 @@ def update_due(ctx: WorkerContext, incident_id: str, due_ms: int) -> bool:
     roles = WorkflowStore(ctx.redis, ctx.keys).roles(incident_id)
     person = roles.get(Role.COMMUNICATIONS) or roles.get(Role.COMMANDER)
     kind = f"update-reminder-{due_ms}"
-    note = f"Status update overdue (was due {datetime.fromtimestamp(due_ms / 1000):%H:%M} UTC)"
+    was_due = datetime.fromtimestamp(due_ms / 1000, UTC)
+    note = f"Status update overdue (was due {was_due:%H:%M} UTC)"
     reached = person is not None and _notify_people(
         ctx, incident, (TargetRef("person", person),), kind, "incident.reminder", note
     )
@@ -250,6 +251,8 @@ def auto_resolve_due(ctx: WorkerContext, incident_id: str, mitigated_at: str) ->
     fields = _fields(ctx, incident_id)
     if fields.get("state") != IncidentState.MITIGATED or fields.get("mitigated_at") != mitigated_at:
         return False
+    if Severity(fields["severity"]) in _PAGING_SEVERITIES:
+        return False  # raised to SEV1/SEV2 by hand meanwhile: those wait for a human
     result = Lifecycle(ctx.redis, ctx.keys).apply(
         incident_id, Action.RESOLVE, "sevrouter (quiet period)", now_ms=_ms(ctx.clock())
     )

@@ -108,6 +108,17 @@ def write_rules(directory: Path, *, page_url_env: str = "TEST_PAGE_URL") -> Path
                 },
             ],
         },
+        "inhibit.yaml": {
+            # While an outage (severity=page) fires in a cluster, warnings there are noise.
+            "inhibit_rules": [
+                {
+                    "name": "outage-mutes-warnings",
+                    "source": 'severity="page"',
+                    "target": 'severity="warning"',
+                    "equal": ["cluster"],
+                }
+            ]
+        },
         "routing.yaml": {
             "defaults": {
                 "team": "platform",
