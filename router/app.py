@@ -6,6 +6,7 @@ the rules, runs the one atomic Redis step, and answers. Workers do everything el
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -25,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from router import api, api_actions, api_workflow, metrics
+from router import api, api_actions, api_reload, api_workflow, metrics
 from router.alert import AlertStatus
 from router.auth import check_headers, check_signature
 from router.dedupe import Deduper, Receipt, Routed, summarize
@@ -35,6 +36,7 @@ from router.keys import Keys
 from router.lifecycle import Lifecycle
 from router.mutes import Mutes
 from router.redisconn import connect, connect_async
+from router.reload import Rules
 from router.ruleset import Ruleset
 from router.settings import Settings
 from router.sources import SourceKind, parse
@@ -58,6 +60,7 @@ class Services:
     store: IncidentStore
     lifecycle: Lifecycle
     mutes: Mutes
+    rules: Rules
     registry: CollectorRegistry
 
 
@@ -191,6 +194,8 @@ async def readyz(request: Request) -> Response:
             "rules": {
                 "integrations": len(services.ruleset.config.integrations),
                 "rules": len(services.ruleset.rules),
+                # A refused reload leaves the old rules running (still ready), and says why.
+                "last_reload_error": services.rules.last_error,
             },
         },
         status_code=status,
@@ -226,19 +231,31 @@ def create_app(
         store=IncidentStore(sync_redis, keys),
         lifecycle=Lifecycle(sync_redis, keys),
         mutes=Mutes(),
+        rules=Rules(settings, ruleset),
         registry=registry,
     )
+
+    def swap(new: Ruleset) -> None:
+        # One attribute assignment: each request reads `services.ruleset` once and keeps it.
+        services.ruleset = new
+
+    services.rules.listeners.append(swap)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.info("receiver_started", integrations=sorted(ruleset.integrations))
+        reloaders = api_reload.start(app, settings.rules_watch_interval)
         yield
+        for task in reloaders:
+            task.cancel()
+        await asyncio.gather(*reloaders, return_exceptions=True)
         await async_redis.aclose()
         sync_redis.close()
 
     app = Starlette(
         routes=[
             Route("/api/v1/webhooks/{integration}", receive_webhook, methods=["POST", "PUT"]),
+            *api_reload.routes,
             *api_workflow.routes,
             *api_actions.routes,
             *api.routes,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from router.context import Scheduler, WorkerContext, build_channels
 from router.incidents import IncidentStore, RedisThreads
 from router.keys import EVENTS_GROUP, Keys, text
 from router.redisconn import WORKER_RETRY_SECONDS, connect
+from router.reload import Rules, reload_channel, watch
 from router.ruleset import Ruleset
 from router.settings import Settings
 
@@ -283,6 +285,30 @@ class Promoter:
                 log.warning("promoter_redis_error", error=type(exc).__name__)
 
 
+def _swap_rules(context: WorkerContext, ruleset: Ruleset) -> None:
+    """New rules for the jobs that start from now on; escalations keep their snapshots."""
+    threads = RedisThreads(context.redis, context.keys, int(ruleset.config.incidents.retention))
+    channels = build_channels(
+        ruleset, context.http, threads, templates_dir(context.settings.rules_path)
+    )
+    context.channels = channels
+    context.ruleset = ruleset
+
+
+def _follow_reloads(redis: Redis, rules: Rules, stop: threading.Event) -> None:
+    """Reload when another process published a reload (`POST /-/reload`)."""
+    while not stop.is_set():
+        try:
+            pubsub = redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub.subscribe(reload_channel(rules.settings.key_prefix))
+            while not stop.is_set():
+                message = pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    rules.reload("reload published on Redis")
+        except RedisError:
+            stop.wait(2.0)
+
+
 def run_worker(settings: Settings, ruleset: Ruleset, *, burst: bool = False) -> None:
     """The worker process: the event pump, the promoter of scheduled jobs, and an rq worker.
 
@@ -308,6 +334,23 @@ def run_worker(settings: Settings, ruleset: Ruleset, *, burst: bool = False) -> 
             daemon=True,
         ),
     ]
+    rules = Rules(settings, ruleset)
+    rules.listeners.append(lambda new: _swap_rules(context, new))
+    threads.append(
+        threading.Thread(
+            target=_follow_reloads, args=(redis, rules, stop), name="rules-reload", daemon=True
+        )
+    )
+    if settings.rules_watch_interval > 0:
+        threads.append(
+            threading.Thread(
+                target=watch,
+                args=(rules, stop, settings.rules_watch_interval),
+                name="rules-watcher",
+                daemon=True,
+            )
+        )
+    signal.signal(signal.SIGHUP, lambda signum, frame: rules.reload("SIGHUP"))
     for thread in threads:
         thread.start()
     # SimpleWorker runs jobs in this process instead of forking one per job: jobs are short,

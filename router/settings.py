@@ -40,6 +40,8 @@ class Settings:
     link_ttl_seconds: int = 24 * 3600
     # Secrets of PagerDuty v3 webhook subscriptions (several during rotation).
     pagerduty_webhook_secrets: tuple[Secret, ...] = field(default=(), repr=False)
+    # Seconds between checks of the rule files for changes (0: only SIGHUP and /-/reload).
+    rules_watch_interval: float = 5.0
     # The environment handed to rule files for `{env: NAME}` secret references.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -66,6 +68,7 @@ class Settings:
                 for part in env.get("SEVROUTER_PAGERDUTY_WEBHOOK_SECRETS", "").split(",")
                 if part.strip()
             ),
+            rules_watch_interval=float(env.get("SEVROUTER_RULES_WATCH_INTERVAL", "5")),
             environ=env,
         )
 
