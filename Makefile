@@ -18,12 +18,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Debian packages: redis-server (always), prometheus-alertmanager (end-to-end tests, benchmark).
+# Debian packages: redis-server (always); prometheus-alertmanager and redis-sentinel for the
+# end-to-end tests and the benchmark.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	if [ "$(WITH_ALERTMANAGER)" = 1 ]; then \
-	  command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; fi; \
+	  command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	  command -v redis-sentinel >/dev/null || missing="$$missing redis-sentinel"; fi; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing"; $(APT_GET) update >/dev/null && $(APT_GET) install$$missing >/dev/null; \
