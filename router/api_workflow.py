@@ -39,6 +39,10 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
+    if not (await request.body()).strip():
+        # No body at all: POST .../actions/{n}/done needs none; elsewhere the first required
+        # field is reported missing, which says more than "not JSON".
+        return {}
     try:
         body = await request.json()
     except ValueError:

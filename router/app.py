@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from router import api, api_actions, api_reload, api_workflow, metrics
+from router import api, api_actions, api_reload, api_silences, api_workflow, metrics
 from router.alert import AlertStatus
 from router.auth import check_headers, check_signature
 from router.dedupe import Deduper, Receipt, Routed, summarize
@@ -140,6 +140,7 @@ async def _receive(request: Request, name: str) -> Response:
             routed,
             now_ms=int(now * 1000),
             flap_window_s=policy.flap_window,
+            flap_threshold=policy.flap_threshold,
             ttl_s=policy.retention,
         )
     except RedisError as exc:
@@ -257,6 +258,7 @@ def create_app(
             Route("/api/v1/webhooks/{integration}", receive_webhook, methods=["POST", "PUT"]),
             *api_reload.routes,
             *api_workflow.routes,
+            *api_silences.routes,
             *api_actions.routes,
             *api.routes,
             Route("/healthz", healthz),

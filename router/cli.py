@@ -166,6 +166,9 @@ def _parser() -> argparse.ArgumentParser:
     from router.cli_incidents import add_commands
 
     add_commands(commands)
+    from router.cli_silences import add_commands as add_silence_commands
+
+    add_silence_commands(commands)
     check.add_argument(
         "--strict", action="store_true", help="exit 1 on warnings too (people nobody can reach ...)"
     )

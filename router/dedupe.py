@@ -91,7 +91,7 @@ class _Pending:
     records: list[bytes]
     groups: dict[str, str]
     now_ms: int
-    policy: tuple[int, int]  # (flap window ms, TTL s): only equal policies share a batch
+    policy: tuple[str, int]  # ("window ms:threshold", TTL s): equal policies share a batch
     future: asyncio.Future[list[tuple[Outcome, str]]]
 
 
@@ -128,7 +128,13 @@ class Deduper:
         self._in_flight: set[asyncio.Task[None]] = set()
 
     async def ingest(
-        self, routed: Sequence[Routed], *, now_ms: int, flap_window_s: float, ttl_s: float
+        self,
+        routed: Sequence[Routed],
+        *,
+        now_ms: int,
+        flap_window_s: float,
+        ttl_s: float,
+        flap_threshold: int = 3,
     ) -> list[tuple[Outcome, str]]:
         """Run the atomic step; returns (outcome, incident id) per routed alert, in order."""
         if not routed:
@@ -148,7 +154,7 @@ class Deduper:
             records.append(record_json(alert))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[tuple[Outcome, str]]] = loop.create_future()
-        policy = (int(flap_window_s * 1000), int(ttl_s))
+        policy = (f"{int(flap_window_s * 1000)}:{flap_threshold}", int(ttl_s))
         self._pending.append(_Pending(metas, records, groups, now_ms, policy, future))
         self._start_calls()
         return await future

@@ -165,6 +165,10 @@ def _timeline_entry(
         "status_update": f"Status update #{event.get('n')} posted by {actor}",
         "severity_changed": f"Severity changed from {event.get('from')} to {event.get('sev')} "
         f"by {actor}" + (f": {event['reason']}" if event.get("reason") else ""),
+        "flapping": f"Alert {alert or 'of this incident'} is flapping ({event.get('n')} re-fires "
+        "within the flap window): the incident stays open and re-fires page no one",
+        "flap_quiet": f"Flapping alert {alert} resolved; the incident is mitigated if it stays "
+        "quiet for the flap window",
         "action_added": f"Action item #{event.get('n')} added by {actor}",
         "action_done": f"Action item #{event.get('n')} done, marked by {actor}",
     }

@@ -70,6 +70,7 @@ class Incident:
     mitigated_at: datetime | None
     reopen_count: int
     alerts_firing: int
+    flapping: bool
     alerts: Sequence[Mapping[str, Any]] = ()
     timeline: Sequence[Mapping[str, Any]] = ()
 
@@ -86,6 +87,7 @@ class Incident:
             "mitigated_at": self.mitigated_at.isoformat() if self.mitigated_at else None,
             "alerts_firing": self.alerts_firing,
             "reopen_count": self.reopen_count,
+            "flapping": self.flapping,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -206,6 +208,7 @@ def _incident(
         mitigated_at=from_ms(mitigated) if mitigated else None,
         reopen_count=int(fields.get("reopen_count", 0)),
         alerts_firing=firing,
+        flapping=fields.get("flapping") == "1",
         alerts=alerts,
         timeline=timeline,
     )

@@ -8,7 +8,8 @@
 --       a single Redis (with Sentinel for failover), not on Redis Cluster.
 -- ARGV[1]  key prefix
 -- ARGV[2]  now, unix milliseconds (the receiver's clock, read once per webhook)
--- ARGV[3]  flap window, milliseconds: a re-firing this soon after mitigation reopens
+-- ARGV[3]  "<flap window ms>:<flap threshold>": a re-firing this soon after mitigation reopens;
+--          this many re-firings within the window mark the alert flapping
 -- ARGV[4]  alert state TTL, seconds (refreshed on every delivery)
 -- ARGV[5]  number of alerts N; then N tab-separated "fingerprint, group hash, status
 --          (firing|resolved), severity (SEV1..SEV4), team, rule, mute reason ('' or e.g.
@@ -26,7 +27,8 @@
 
 local p = ARGV[1]
 local now = tonumber(ARGV[2])
-local flap_window = tonumber(ARGV[3])
+local flap_window, flap_threshold = string.match(ARGV[3], '^(%d+):(%d+)$')
+flap_window, flap_threshold = tonumber(flap_window), tonumber(flap_threshold)
 local ttl = tonumber(ARGV[4])
 local count = tonumber(ARGV[5])
 
@@ -51,12 +53,30 @@ local function is_open(state)
   return state == 'triggered' or state == 'acknowledged'
 end
 
+-- Flap control: count the re-firings of an alert within the flap window; at the threshold the
+-- alert is flapping, and its incident stays open through its resolves (so re-fires page no
+-- one) until it has been quiet for a flap window (the worker settles it).
+local function count_refire(akey, incident, ikey)
+  local since, count = unpack(redis.call('HMGET', akey, 'fs', 'fc'))
+  since, count = tonumber(since or 0), tonumber(count or 0)
+  if now - since > flap_window then
+    since, count = now, 0
+  end
+  count = count + 1
+  redis.call('HSET', akey, 'fs', since, 'fc', count)
+  if count >= flap_threshold and redis.call('HGET', akey, 'fl') ~= '1' then
+    redis.call('HSET', akey, 'fl', '1')
+    redis.call('HSET', ikey, 'flapping', '1')
+    emit(incident, {k = 'flapping', n = count})
+  end
+end
+
 -- Groups known to have an open incident in this call: an alert storm sends many alerts of one
 -- group together, and each needs neither the group lookup nor the incident's state again.
 -- gh -> {incident, ikey, severity}
 local open_groups = {}
 
-local function firing(fp, gh, gk, severity, team, rule, blob, akey)
+local function firing(fp, gh, gk, severity, team, rule, blob, akey, refire)
   local known = open_groups[gh]
   local gkey = p .. ':group:' .. gh
   local incident, ikey, state
@@ -102,6 +122,9 @@ local function firing(fp, gh, gk, severity, team, rule, blob, akey)
   end
   open_groups[gh] = {incident = incident, ikey = ikey, severity = current}
   emit(incident, {k = outcome, fp = fp, sev = severity, n = reopen_count})
+  if refire then
+    count_refire(akey, incident, ikey)
+  end
   return outcome, incident
 end
 
@@ -111,6 +134,11 @@ local function resolved(fp, gh, incident, blob, akey)
   redis.call('SREM', ikey .. ':firing', fp)
   redis.call('HSET', ikey .. ':alerts', fp, blob)
   emit(incident, {k = 'resolved', fp = fp})
+  if redis.call('HGET', akey, 'fl') == '1' then
+    -- Flapping: keep the incident open; the worker mitigates it once the alert stays quiet.
+    emit(incident, {k = 'flap_quiet', fp = fp})
+    return 'resolved'
+  end
   if redis.call('SCARD', ikey .. ':firing') == 0 and is_open(redis.call('HGET', ikey, 'state')) then
     -- Service restored: stop escalating (a pending deadline finds its token gone).
     open_groups[gh] = nil
@@ -179,7 +207,8 @@ for i = 0, count - 1 do
       redis.call('HSET', akey, 's', 'muted', 'm', mute)
       outcome, incident = 'muted', mute
     else
-      outcome, incident = firing(fp, gh, gk, severity, team, rule, blob, akey)
+      outcome, incident = firing(fp, gh, gk, severity, team, rule, blob, akey,
+        prev_status == 'resolved')
     end
   elseif prev_status == 'firing' then
     incident = prev_incident

@@ -96,6 +96,10 @@ def postmortem_due(incident_id: str, count: int) -> bool:
     return workflow.postmortem_due(current(), incident_id, count)
 
 
+def flap_settle_due(incident_id: str, fingerprint: str, resolved_ms: int) -> bool:
+    return workflow.flap_settle_due(current(), incident_id, fingerprint, resolved_ms)
+
+
 def auto_resolve_due(incident_id: str, mitigated_at: str) -> bool:
     return workflow.auto_resolve_due(current(), incident_id, mitigated_at)
 
@@ -108,6 +112,7 @@ _JOBS: dict[str, Callable[..., Any]] = {
     workflow.COMMANDER_JOB: commander_due,
     workflow.POSTMORTEM_JOB: postmortem_due,
     workflow.AUTO_RESOLVE_JOB: auto_resolve_due,
+    workflow.FLAP_SETTLE_JOB: flap_settle_due,
 }
 
 

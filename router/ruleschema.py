@@ -191,6 +191,9 @@ class Rule(Strict):
 class IncidentPolicy(Strict):
     # A member alert re-firing this soon after mitigation reopens the incident.
     flap_window: Duration = 1800.0
+    # This many re-firings within the flap window mark an alert flapping: its incident stays
+    # open (no more reopen pages) until it has been quiet for a flap window.
+    flap_threshold: int = Field(default=3, ge=2)
     retention: Duration = 90 * 86400.0
     # SEV3/SEV4 incidents whose alerts all resolved are resolved after this long without a
     # re-fire; SEV1/SEV2 wait for a human.

@@ -34,6 +34,7 @@ UPDATE_JOB = "update_due"
 UPDATE_ESCALATE_JOB = "update_overdue"
 POSTMORTEM_JOB = "postmortem_due"
 AUTO_RESOLVE_JOB = "auto_resolve_due"
+FLAP_SETTLE_JOB = "flap_settle_due"
 
 _OPEN = (IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED)
 _PAGING_SEVERITIES = (Severity.SEV1, Severity.SEV2)
@@ -109,6 +110,16 @@ def on_event(ctx: WorkerContext, incident: Incident, event: Mapping[str, Any]) -
         mitigated = fields.get("mitigated_at", "")
         ctx.schedule(
             due, AUTO_RESOLVE_JOB, (incident.id, mitigated), f"quiet-{incident.id}-{mitigated}"
+        )
+    elif kind == "flap_quiet":
+        window = ctx.ruleset.config.incidents.flap_window
+        due = ctx.clock() + timedelta(seconds=window)
+        fingerprint = event["fp"]
+        ctx.schedule(
+            due,
+            FLAP_SETTLE_JOB,
+            (incident.id, fingerprint, _ms(ctx.clock())),
+            f"settle-{incident.id}-{fingerprint}-{_ms(due)}",
         )
     elif kind == "resolved_by_hand" and incident.severity in _PAGING_SEVERITIES:
         _postmortem_opened(ctx, incident)
@@ -330,3 +341,27 @@ def _record_durations(ctx: WorkerContext, incident: Incident, kind: str) -> None
     pipe.hincrbyfloat(ctx.keys.stats, f"time_to_{name}:{incident.severity.value}:sum", seconds)
     pipe.hincrby(ctx.keys.stats, f"time_to_{name}:{incident.severity.value}:count", 1)
     pipe.execute()
+
+
+def flap_settle_due(
+    ctx: WorkerContext, incident_id: str, fingerprint: str, resolved_ms: int
+) -> bool:
+    """A flapping alert stayed resolved for a flap window: settle it, and mitigate the incident
+    when nothing of it fires any more."""
+    fields = _fields(ctx, incident_id)
+    if not fields:
+        return False
+    akey = ctx.keys.alert(fields["group_hash"], fingerprint)
+    raw_status = ctx.redis.hget(akey, "s")
+    if raw_status is None or text(raw_status) != "resolved":
+        return False  # it fired again: still flapping
+    ctx.redis.hset(akey, mapping={"fl": "0", "fc": 0})
+    if ctx.redis.scard(ctx.keys.incident_firing(incident_id)) > 0:
+        return False
+    ctx.redis.hset(ctx.keys.incident(incident_id), "flapping", "0")
+    if fields.get("state") not in (IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED):
+        return False
+    Lifecycle(ctx.redis, ctx.keys).apply(
+        incident_id, Action.MITIGATE, "sevrouter (flapping settled)", now_ms=_ms(ctx.clock())
+    )
+    return True
