@@ -26,7 +26,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from router import api, api_actions, api_reload, api_silences, api_workflow, metrics
+from router import (
+    api,
+    api_actions,
+    api_drill,
+    api_reload,
+    api_silences,
+    api_workflow,
+    metrics,
+)
 from router.alert import AlertStatus
 from router.auth import check_headers, check_signature
 from router.dedupe import Deduper, Receipt, Routed, summarize
@@ -257,6 +265,7 @@ def create_app(
         routes=[
             Route("/api/v1/webhooks/{integration}", receive_webhook, methods=["POST", "PUT"]),
             *api_reload.routes,
+            *api_drill.routes,
             *api_workflow.routes,
             *api_silences.routes,
             *api_actions.routes,

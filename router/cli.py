@@ -166,6 +166,12 @@ def _parser() -> argparse.ArgumentParser:
     from router.cli_incidents import add_commands
 
     add_commands(commands)
+    from router.cli_drill import add_commands as add_drill_commands
+
+    add_drill_commands(commands)
+    from router.cli_ruletest import add_commands as add_ruletest_commands
+
+    add_ruletest_commands(commands)
     from router.cli_silences import add_commands as add_silence_commands
 
     add_silence_commands(commands)
