@@ -9,6 +9,9 @@ and Redis on core 1) and each scenario (webhooks of 1 and 20 alerts, `fresh` or 
 
 Prints one table and the goal ratios, and writes bench/results/latest.json. Not a test: it never
 fails on numbers. Usage: python -m bench.run [--quick] [--duration S] [--only TARGET ...]
+
+Then `page-latency` (bench/page_latency.py): webhook -> page at a webhook channel's sink, through
+`sevrouter serve` and `sevrouter worker`, at a fixed rate and in a burst; `--only page-latency`.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import loadgen, report
+from bench import loadgen, page_latency, report
 from bench.payloads import Bodies, FreshPool, repeated_bodies
 from bench.targets import (
     CLIENT_CPU,
@@ -61,6 +64,7 @@ from bench.targets import (
 )
 
 TARGETS = ("sink", "bare", "alertmanager", "sevrouter")
+PARTS = (*TARGETS, page_latency.NAME)  # what --only selects
 SIZES = (1, 20)
 MODES = ("fresh", "repeated")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -118,9 +122,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         action="append",
-        choices=TARGETS,
+        choices=PARTS,
         metavar="TARGET",
-        help=f"run only this target (repeatable): {', '.join(TARGETS)}",
+        help=f"run only this target or part (repeatable): {', '.join(PARTS)}",
+    )
+    parser.add_argument(
+        "--page-incidents",
+        type=int,
+        default=None,
+        help=f"{page_latency.NAME}: incidents per phase (default {page_latency.INCIDENTS}, "
+        "--quick 200)",
+    )
+    parser.add_argument(
+        "--page-rate",
+        type=float,
+        default=page_latency.RATE,
+        help=f"{page_latency.NAME}: webhooks/s of the fixed-rate phase (default %(default)g)",
     )
     parser.add_argument(
         "--connections",
@@ -168,6 +185,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.noise_retries = 1 if args.quick else 2
     if args.warmup is None:
         args.warmup = 0.5 if args.quick else 1.0
+    if args.page_incidents is None:
+        args.page_incidents = 200 if args.quick else page_latency.INCIDENTS
+    if args.page_incidents < 1 or not args.page_rate > 0:
+        parser.error("--page-incidents and --page-rate must be positive")
     for item in args.sevrouter_env:
         if "=" not in item:
             parser.error(f"--sevrouter-env wants KEY=VALUE, got {item!r}")
@@ -197,8 +218,16 @@ class Bench:
             Alertmanager(args.alertmanager_bin),
             Sevrouter(args.sevrouter_cmd, token, extra_env),
         ]
-        wanted = set(args.only or TARGETS)
+        wanted = set(args.only or PARTS)
         self.targets = [t for t in all_targets if t.name in wanted]
+        self.want_page_latency = page_latency.NAME in wanted
+        self.page_latency: dict[str, Any] | None = None
+        self.page_options = page_latency.Options(
+            incidents=args.page_incidents,
+            rate=args.page_rate,
+            sevrouter_cmd=args.sevrouter_cmd,
+            extra_env=extra_env,
+        )
 
     # --- bodies --------------------------------------------------------------------------------
 
@@ -389,7 +418,26 @@ class Bench:
                             self.results.append(
                                 Measurement(target.name, size, mode, "skipped", reason)
                             )
+            if self.want_page_latency:
+                self.run_page_latency(runner)
         return self.results
+
+    def run_page_latency(self, runner: asyncio.Runner) -> None:
+        name = page_latency.NAME
+        reason = Sevrouter(self.args.sevrouter_cmd, "", {}).unavailable()
+        if reason is None and self.redis is None:
+            try:
+                self.redis = Redis(self.ctx)
+                self.ctx.redis_url = self.redis.url
+            except StartupError as exc:
+                reason = f"redis: {exc}"
+        if reason is not None or self.redis is None:
+            log(f"[{name}] skipped: {reason}")
+            self.page_latency = {"status": "skipped", "note": reason, "phases": []}
+            return
+        self.page_latency = page_latency.measure(
+            runner, self.ctx, self.redis, self.page_options, log
+        )
 
 
 def environment(args: argparse.Namespace) -> dict[str, Any]:
@@ -478,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"logs kept in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    if not bench.results:
+    if not bench.results and bench.page_latency is None:
         return 130 if interrupted else 1
     env = environment(args)
     env["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -490,9 +538,17 @@ def main(argv: list[str] | None = None) -> int:
         for size in SIZES
     }
     env["body_sizes"] = sizes
-    print(report.render(bench.results, env, {t.name: t.describe for t in bench.targets}))
+    if bench.results:
+        print(report.render(bench.results, env, {t.name: t.describe for t in bench.targets}))
+    data = report.to_json(bench.results, env)
+    if bench.page_latency is not None:
+        if bench.page_latency.get("phases"):
+            print(("\n" if bench.results else "") + page_latency.render(bench.page_latency))
+        else:
+            print(f"{page_latency.NAME}: SKIPPED: {bench.page_latency.get('note')}")
+        data["page_latency"] = report._clean(bench.page_latency)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report.to_json(bench.results, env), indent=2) + "\n")
+    args.json.write_text(json.dumps(data, indent=2) + "\n")
     log(f"wrote {args.json}")
     return 130 if interrupted else 0
 
