@@ -119,9 +119,18 @@ _JOBS: dict[str, Callable[..., Any]] = {
 # --- queueing ------------------------------------------------------------------------------
 
 
+def pages_queue(queue: Queue) -> Queue:
+    """Page deliveries have their own queue, which workers take from first: a page never waits
+    behind other incidents' bookkeeping when an alert storm fills the main queue."""
+    return Queue(f"{queue.name}-pages", connection=queue.connection)
+
+
 def make_scheduler(queue: Queue) -> Scheduler:
+    pages = pages_queue(queue)
+
     def schedule(run_at: datetime | None, job: str, args: tuple[Any, ...], job_id: str) -> None:
         function = _JOBS[job]
+        target = pages if job == paging.DELIVER_JOB else queue
         options: dict[str, Any] = {
             "job_id": job_id,
             "unique": True,
@@ -130,12 +139,12 @@ def make_scheduler(queue: Queue) -> Scheduler:
         }
         try:
             if run_at is None:
-                queue.enqueue(function, *args, **options)
+                target.enqueue(function, *args, **options)
             else:
                 # rq's registry keeps whole seconds; rounding up never runs a job early (a
                 # receiver's Retry-After is honoured in full).
                 due = datetime.fromtimestamp(math.ceil(run_at.timestamp()), UTC)
-                queue.enqueue_at(due, function, *args, **options)
+                target.enqueue_at(due, function, *args, **options)
         except DuplicateJobError:
             pass  # already queued or done: that is the point of the deterministic id
 
@@ -145,7 +154,11 @@ def make_scheduler(queue: Queue) -> Scheduler:
 def queue_depth(redis: Redis, keys: Keys, queue_name: str) -> Callable[[], dict[str, int]]:
     def depth() -> dict[str, int]:
         queue = Queue(queue_name, connection=redis)
-        return {"events": int(redis.xlen(keys.events)), "jobs": queue.count}
+        return {
+            "events": int(redis.xlen(keys.events)),
+            "jobs": queue.count,
+            "pages": pages_queue(queue).count,
+        }
 
     return depth
 
@@ -262,24 +275,24 @@ class Promoter:
     (ZREM) is the claim, and only the worker whose ZREM succeeded enqueues the job.
     """
 
-    def __init__(self, redis: Redis, queue: Queue, clock: Callable[[], datetime]) -> None:
+    def __init__(self, redis: Redis, queues: list[Queue], clock: Callable[[], datetime]) -> None:
         self._redis = redis
-        self._queue = queue
-        self._registry = ScheduledJobRegistry(queue=queue)
+        self._queues = [(queue, ScheduledJobRegistry(queue=queue)) for queue in queues]
         self._clock = clock
 
     def run_once(self) -> int:
-        due = self._registry.get_jobs_to_schedule(int(self._clock().timestamp()))
+        now = int(self._clock().timestamp())
         promoted = 0
-        for job_id in due:
-            if not self._redis.zrem(self._registry.key, job_id):
-                continue  # another worker claimed it
-            try:
-                job = Job.fetch(job_id, connection=self._redis)
-            except NoSuchJobError:
-                continue
-            self._queue.enqueue_job(job)
-            promoted += 1
+        for queue, registry in self._queues:
+            for job_id in registry.get_jobs_to_schedule(now):
+                if not self._redis.zrem(registry.key, job_id):
+                    continue  # another worker claimed it
+                try:
+                    job = Job.fetch(job_id, connection=self._redis)
+                except NoSuchJobError:
+                    continue
+                queue.enqueue_job(job)
+                promoted += 1
         return promoted
 
     def run(self, stop: threading.Event) -> None:
@@ -333,7 +346,7 @@ def run_worker(settings: Settings, ruleset: Ruleset, *, burst: bool = False) -> 
             daemon=True,
         ),
         threading.Thread(
-            target=Promoter(redis, queue, context.clock).run,
+            target=Promoter(redis, [pages_queue(queue), queue], context.clock).run,
             args=(stop,),
             name="promoter",
             daemon=True,
@@ -360,7 +373,7 @@ def run_worker(settings: Settings, ruleset: Ruleset, *, burst: bool = False) -> 
         thread.start()
     # SimpleWorker runs jobs in this process instead of forking one per job: jobs are short,
     # our own code, and share the HTTP connection pool; forking would add ~10 ms to each page.
-    worker = SimpleWorker([queue], connection=redis)
+    worker = SimpleWorker([pages_queue(queue), queue], connection=redis)
     log.info("worker_started", queue=settings.queue_name, consumer=consumer)
     try:
         worker.work(burst=burst, logging_level="WARNING")

@@ -12,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 from rq import Queue, SimpleWorker
-from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from router.context import WorkerContext
-from router.jobs import Pump, build_context, install
+from router.jobs import Promoter, Pump, build_context, install, pages_queue
 from router.ruleset import Ruleset
 from router.settings import Settings
 
@@ -44,11 +43,12 @@ class TestWorker:
         ran = 0
         for _ in range(rounds):
             moved = self.pump.run_once(block_ms=None)
-            count = self.queue.count
+            queues = [pages_queue(self.queue), self.queue]
+            count = sum(q.count for q in queues)
             if not moved and not count:
                 return ran
             if count:
-                SimpleWorker([self.queue], connection=self.redis).work(
+                SimpleWorker(queues, connection=self.redis).work(
                     burst=True, logging_level="ERROR", with_scheduler=False
                 )
                 ran += count
@@ -57,17 +57,17 @@ class TestWorker:
     def advance(self, delta: timedelta) -> int:
         """Move the clock forward, release the scheduled jobs due by then, and drain."""
         self.clock.now += delta
-        registry = ScheduledJobRegistry(queue=self.queue)
-        # Jobs are scheduled at times read from the test clock, so "due" is by that clock.
-        due = registry.get_jobs_to_schedule(int(self.clock.now.timestamp()))
-        for job_id in due:
-            job = Job.fetch(job_id, connection=self.redis)
-            registry.remove(job)
-            self.queue.enqueue_job(job)
+        # Jobs are scheduled at times read from the test clock, so "due" is by that clock: the
+        # worker's own promoter, run with the test clock.
+        Promoter(self.redis, [pages_queue(self.queue), self.queue], self.clock).run_once()
         return self.drain()
 
     def scheduled(self) -> list[str]:
-        return list(ScheduledJobRegistry(queue=self.queue).get_job_ids())
+        return [
+            job_id
+            for queue in (pages_queue(self.queue), self.queue)
+            for job_id in ScheduledJobRegistry(queue=queue).get_job_ids()
+        ]
 
 
 def start_worker(settings: Settings, ruleset: Ruleset, redis: Redis) -> TestWorker:
