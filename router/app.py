@@ -30,12 +30,13 @@ from router import (
     api,
     api_actions,
     api_drill,
+    api_explain,
     api_reload,
     api_silences,
     api_workflow,
     metrics,
 )
-from router.alert import AlertStatus
+from router.alert import Alert, AlertStatus
 from router.auth import check_headers, check_signature
 from router.dedupe import Deduper, Receipt, Routed, summarize
 from router.errors import AuthError, PayloadError
@@ -250,6 +251,12 @@ def create_app(
 
     services.rules.listeners.append(swap)
 
+    def in_maintenance(alert: Alert, at: datetime) -> str | None:
+        window = services.ruleset.windows.covering(alert.labels, at)
+        return window.name if window is not None else None
+
+    services.mutes.maintenance = in_maintenance
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.info("receiver_started", integrations=sorted(ruleset.integrations))
@@ -269,6 +276,7 @@ def create_app(
             *api_workflow.routes,
             *api_silences.routes,
             *api_actions.routes,
+            *api_explain.routes,
             *api.routes,
             Route("/healthz", healthz),
             Route("/readyz", readyz),

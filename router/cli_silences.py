@@ -30,6 +30,7 @@ import httpx
 from router.durations import parse_duration
 from router.matchers import MatcherError, parse_matchers
 from router.settings import DEFAULT_PORT, Settings
+from router.silences import SILENCE_ID
 
 _SILENCE_KEYS = ("id", "state", "matchers", "starts_at", "ends_at", "created_by", "comment")
 
@@ -58,6 +59,14 @@ def _iso(value: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an ISO time (2026-11-26T14:30Z; without an offset, UTC)"
         ) from None
+    return value
+
+
+def _silence_id(value: str) -> str:
+    if not SILENCE_ID.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a silence id (sil- and 12 hex digits, e.g. sil-0123456789ab)"
+        )
     return value
 
 
@@ -105,7 +114,9 @@ def add_commands(commands: Any) -> None:
     listing.set_defaults(command=cmd_list)
 
     expire = verbs.add_parser("expire", help="end a silence now")
-    expire.add_argument("id", metavar="ID", help="the silence, e.g. sil-0123456789ab")
+    expire.add_argument(
+        "id", type=_silence_id, metavar="ID", help="the silence, e.g. sil-0123456789ab"
+    )
     expire.set_defaults(command=cmd_expire)
 
     for verb in (add, listing, expire):

@@ -29,7 +29,7 @@ from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
-from router import escalations, events, paging, workflow
+from router import escalations, events, maintenance_notify, paging, workflow
 from router.access import make_links
 from router.comms import CommsRenderer
 from router.context import Scheduler, WorkerContext, build_channels
@@ -352,6 +352,11 @@ def run_worker(settings: Settings, ruleset: Ruleset, *, burst: bool = False) -> 
             daemon=True,
         ),
     ]
+    threads.append(
+        threading.Thread(
+            target=maintenance_notify.run, args=(context, stop), name="maintenance", daemon=True
+        )
+    )
     rules = Rules(settings, ruleset)
     rules.listeners.append(lambda new: _swap_rules(context, new))
     threads.append(

@@ -184,7 +184,7 @@ class Options:
     socket_timeout: float = 5.0
     socket_connect_timeout: float = 2.0
     health_check_interval: int = 10
-    retries: int = 3
+    retries: int = 1
     client_name: str | None = None
     # rediss:// only; the ssl_* keyword arguments of redis.Redis.
     tls: Mapping[str, Any] = field(default_factory=dict)

@@ -82,6 +82,7 @@ def merge(parsed: Iterable[tuple[str, RuleFile]]) -> RuleConfig:
         "teams": [],
         "rules": [],
         "inhibit_rules": [],
+        "maintenance": [],
     }
     singletons: dict[str, tuple[str, Any]] = {}
     rule_files: dict[str, str] = {}
@@ -89,7 +90,7 @@ def merge(parsed: Iterable[tuple[str, RuleFile]]) -> RuleConfig:
     severity_files: list[str] = []
     for file, doc in parsed:
         sections = ("integrations", "channels", "people", "schedules", "teams", "rules")
-        for section in (*sections, "inhibit_rules"):
+        for section in (*sections, "inhibit_rules", "maintenance"):
             for item in getattr(doc, section):
                 where = f"{section}[{item.name}]"
                 if where in item_files:
@@ -131,6 +132,7 @@ def merge(parsed: Iterable[tuple[str, RuleFile]]) -> RuleConfig:
         defaults=singletons.get("defaults", ("", Defaults()))[1],
         rules=merged["rules"],
         inhibit_rules=merged["inhibit_rules"],
+        maintenance=merged["maintenance"],
         incidents=singletons.get("incidents", ("", IncidentPolicy()))[1],
         rule_files=rule_files,
         item_files=item_files,
@@ -172,6 +174,11 @@ def _reference_problems(config: RuleConfig, defaults_file: str) -> list[str]:
             if contact.channel not in channels:
                 where = f"{located('people', person.name)}.contacts[{index}].channel"
                 problems.append(f"{where}: unknown channel {contact.channel!r}")
+    for window in config.maintenance:
+        for index, notified in enumerate(window.notify):
+            if notified not in channels:
+                where = f"{located('maintenance', window.name)}.notify[{index}]"
+                problems.append(f"{where}: unknown channel {notified!r}")
     for schedule in config.schedules:
         where = located("schedules", schedule.name)
         for index, layer in enumerate(schedule.layers):

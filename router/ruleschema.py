@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from router.channelschema import ChannelConfig
+from router.maintenanceschema import MaintenanceWindow
 from router.oncallschema import Person, Schedule, Target, check_timezone
 from router.schemabase import Duration, Name, SecretRef, Strict
 from router.severity import Severity
@@ -232,6 +233,7 @@ class RuleFile(Strict):
     defaults: Defaults | None = None
     rules: list[Rule] = Field(default_factory=list)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     incidents: IncidentPolicy | None = None
 
 
@@ -248,6 +250,7 @@ class RuleConfig(Strict):
     defaults: Defaults
     rules: list[Rule]
     inhibit_rules: list[InhibitRule]
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     incidents: IncidentPolicy
     # file each rule came from, for error messages and `explain`
     rule_files: dict[str, str]

@@ -20,6 +20,7 @@ import orjson
 from router.alert import Alert
 from router.channelschema import SECRET_FIELDS, ChannelConfig
 from router.errors import ConfigError
+from router.maintenance import CompiledWindows
 from router.matchers import Matcher, MatcherError, matches_all, parse_matchers
 from router.oncallschema import Person, Schedule
 from router.rulefile import load_rules
@@ -123,6 +124,7 @@ class Ruleset:
     default_rule: CompiledRule
     secrets: Mapping[str, Secret]
     inhibit: tuple[CompiledInhibit, ...] = ()
+    windows: CompiledWindows = field(default_factory=lambda: CompiledWindows([]))
     _cache: dict[str, Evaluation] = field(default_factory=dict, repr=False)
 
     @property
@@ -277,7 +279,12 @@ def compile_ruleset(
     if problems:
         raise ConfigError(problems)
     return Ruleset(
-        config, tuple(c for c in compiled if c is not None), default_rule, secrets, inhibit
+        config,
+        tuple(c for c in compiled if c is not None),
+        default_rule,
+        secrets,
+        inhibit,
+        CompiledWindows(config.maintenance),
     )
 
 

@@ -11,8 +11,8 @@ Storage (key names in `router.keys`):
     {p}:silence:{id}   hash: matchers (JSON list of [name, op, value]), starts_at, ends_at and
                        created_at (Unix ms), created_by, comment, expire_on_resolve ("1"/"0");
                        its TTL is (ends_at - now) + retention, renewed when the silence is expired
-    {p}:silences       sorted set: silence id by ends_at (ms); members whose silence ended more
-                       than the retention ago are removed whenever a silence is created
+    {p}:silences       sorted set: silence id by ends_at (ms); members whose silence ended the
+                       retention or longer ago are removed whenever a silence is created
 
 Reads take the sorted set's members ending after a moment and the hashes of those members in one
 Lua call, so a read is one round trip and sees a consistent state; a member whose hash has
@@ -317,7 +317,7 @@ class SilenceStore:
         # agree (and tests may pass any `now`).
         pipe.pexpire(key, ends_ms - now_ms + self._retention_ms)
         pipe.zadd(self._keys.silences, {silence.id: ends_ms})
-        pipe.zremrangebyscore(self._keys.silences, "-inf", f"({now_ms - self._retention_ms}")
+        pipe.zremrangebyscore(self._keys.silences, "-inf", now_ms - self._retention_ms)
         pipe.execute()
         return silence
 
