@@ -168,6 +168,7 @@ async def create_silence(request: Request) -> Response:
     now = datetime.now(UTC)
     try:
         created = await run_in_threadpool(_create, request, actor, body, now)
+        request.app.state.services.silence_cache.invalidate()  # in force here at once
     except SilenceError as exc:
         # The store says "ends_at" about the end; the caller may have given it as a duration.
         field = "duration" if exc.field == "ends_at" and "duration" in body else exc.field
@@ -226,6 +227,7 @@ async def expire_silence(request: Request) -> Response:
     now = datetime.now(UTC)
     try:
         silence = await run_in_threadpool(_store(request).expire, silence_id, now)
+        request.app.state.services.silence_cache.invalidate()
     except RedisError:
         return _error(503, "storage unavailable, retry later")
     if silence is None:

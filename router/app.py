@@ -38,7 +38,7 @@ from router import (
 )
 from router.alert import Alert, AlertStatus
 from router.auth import check_headers, check_signature
-from router.dedupe import Deduper, Receipt, Routed, summarize
+from router.dedupe import Deduper, Outcome, Receipt, Routed, summarize
 from router.errors import AuthError, PayloadError
 from router.incidents import IncidentStore
 from router.keys import Keys
@@ -48,6 +48,7 @@ from router.redisconn import connect, connect_async
 from router.reload import Rules
 from router.ruleset import Ruleset
 from router.settings import Settings
+from router.silences import ActiveSilences, SilenceStore
 from router.sources import SourceKind, parse
 
 log = structlog.get_logger(__name__)
@@ -69,6 +70,8 @@ class Services:
     store: IncidentStore
     lifecycle: Lifecycle
     mutes: Mutes
+    silences: SilenceStore
+    silence_cache: ActiveSilences
     rules: Rules
     registry: CollectorRegistry
 
@@ -124,6 +127,14 @@ async def _receive(request: Request, name: str) -> Response:
     except PayloadError as exc:
         return error(400, exc.message, field=exc.field)
 
+    at = datetime.fromtimestamp(now, UTC)
+    try:
+        silences = await services.silence_cache.get_async(services.redis, at)
+    except RedisError as exc:
+        log.warning("redis_unavailable", integration=name, error=type(exc).__name__)
+        return error(
+            503, "storage unavailable, retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}
+        )
     receipt = Receipt(alerts=len(alerts))
     routed: list[Routed] = []
     firing = 0
@@ -138,7 +149,7 @@ async def _receive(request: Request, name: str) -> Response:
         if evaluation.dropped_by is not None:
             receipt.dropped += 1
             continue
-        mute = services.mutes.reason(alert, now)
+        mute = services.mutes.reason(alert, at, silences)
         routed.extend(
             Routed(alert, d, mute, evaluation.inhibit_sources, evaluation.inhibit_targets)
             for d in evaluation.decisions
@@ -158,6 +169,16 @@ async def _receive(request: Request, name: str) -> Response:
             503, "storage unavailable, retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}
         )
     summarize(receipt, results)
+    resolved_silences = {
+        reason.removeprefix("silence:")
+        for (outcome, reason), item in zip(results, routed, strict=True)
+        if outcome is Outcome.MUTED
+        and reason.startswith("silence:")
+        and item.alert.status is AlertStatus.RESOLVED
+    }
+    if resolved_silences:
+        # "Expire when its alerts resolve": the silence ends with the first resolve it muted.
+        await run_in_threadpool(_expire_resolved, services, resolved_silences, at)
     # Counted per webhook, not per alert: label lookups are a visible cost at 20 alerts a post.
     metrics.ALERTS_RECEIVED.labels(name, "firing").inc(firing)
     metrics.ALERTS_RECEIVED.labels(name, "resolved").inc(len(alerts) - firing)
@@ -166,6 +187,12 @@ async def _receive(request: Request, name: str) -> Response:
     if receipt.opened:
         log.info("incidents_opened", integration=name, incidents=receipt.opened)
     return JSONResponse(receipt.as_json(), status_code=202)
+
+
+def _expire_resolved(services: Services, silence_ids: set[str], at: datetime) -> None:
+    for silence_id in silence_ids:
+        if services.silences.expire_resolved(silence_id, at) is not None:
+            services.silence_cache.invalidate()
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:
@@ -241,6 +268,8 @@ def create_app(
         store=IncidentStore(sync_redis, keys),
         lifecycle=Lifecycle(sync_redis, keys),
         mutes=Mutes(),
+        silences=(silence_store := SilenceStore(sync_redis, keys)),
+        silence_cache=ActiveSilences(silence_store),
         rules=Rules(settings, ruleset),
         registry=registry,
     )

@@ -200,7 +200,7 @@ def add_commands(commands: Any) -> None:
     _connection_options(actions)
     actions.set_defaults(command=cmd_actions_list)
     items = actions.add_subparsers(
-        title="actions", metavar="list|add|done", prog="sevrouter actions INCIDENT"
+        title="commands", metavar="list|add|done", prog="sevrouter actions INCIDENT"
     )
     listed = items.add_parser("list", help="the action items (the default)")
     listed.set_defaults(command=cmd_actions_list)

@@ -70,9 +70,9 @@ class Incident:
     mitigated_at: datetime | None
     reopen_count: int
     alerts_firing: int
-    flapping: bool
     alerts: Sequence[Mapping[str, Any]] = ()
     timeline: Sequence[Mapping[str, Any]] = ()
+    flapping: bool = False
 
     def summary_json(self) -> dict[str, Any]:
         return {

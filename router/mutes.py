@@ -8,33 +8,24 @@ the background about once a second (a silence takes effect within a second every
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from router.alert import Alert
+from router.silences import Silence, silencing
 
 # (labels, at) -> a window's name, or None
 MaintenanceLookup = Callable[[Alert, datetime], str | None]
-# (labels, at) -> a silence id, or None
-SilenceLookup = Callable[[Alert, datetime], str | None]
 
 
 class Mutes:
-    def __init__(
-        self,
-        maintenance: MaintenanceLookup | None = None,
-        silences: SilenceLookup | None = None,
-    ) -> None:
+    def __init__(self, maintenance: MaintenanceLookup | None = None) -> None:
         self.maintenance = maintenance
-        self.silences = silences
 
-    def reason(self, alert: Alert, now: float) -> str:
+    def reason(self, alert: Alert, at: datetime, silences: Sequence[Silence]) -> str:
         """'' when the alert may page, else "maintenance:<name>" or "silence:<id>"."""
-        if self.maintenance is None and self.silences is None:
-            return ""
-        at = datetime.fromtimestamp(now, UTC)
         if self.maintenance is not None and (window := self.maintenance(alert, at)):
             return f"maintenance:{window}"
-        if self.silences is not None and (silence := self.silences(alert, at)):
-            return f"silence:{silence}"
+        if silences and (silence := silencing(silences, alert.labels, at)):
+            return f"silence:{silence.id}"
         return ""

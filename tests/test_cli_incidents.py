@@ -307,14 +307,8 @@ def test_unreachable_receiver_from_the_environment_exits_2() -> None:
     assert result.stderr == "sevrouter: cannot reach the receiver: ConnectError\n"
 
 
-# Known bug, kept as a strict xfail so it is noticed when fixed: a 2xx answer that is not the
-# API's JSON (a proxy's sign-in page, a wrong --url) crashes with a KeyError traceback
-# (router/cli_incidents.py: cmd_action line 140 `body["message"]`; cmd_list line 109 and
-# cmd_show line 124 index the body the same way after `_call` turned the text into
-# {"error": ...} with code 0).
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="bug: non-API 2xx answer -> KeyError traceback"
-)
+# A 2xx answer that is not the API's JSON (a proxy's sign-in page, a wrong --url) is an error
+# with exit 1 and a message, never a traceback.
 @pytest.mark.parametrize(
     "reply",
     [
