@@ -34,7 +34,7 @@ from typing import Any
 
 from router.alert import Alert, AlertStatus, Source, fingerprint
 from router.durations import format_duration
-from router.escalation import TEAM_CHANNEL_STEP, PolicySnapshot, advance, start
+from router.escalation import TEAM_CHANNEL_STEP, Notify, PolicySnapshot, advance, start
 from router.ruleset import DEFAULT_RULE, CompiledRule, Decision, Ruleset
 from router.sources import SourceKind
 from router.targets import Recipient, resolve
@@ -88,7 +88,7 @@ def timeline(
 
 
 def _checkpoint(
-    ruleset: Ruleset, opened: datetime, now: datetime, notify: Sequence[Any], note: str
+    ruleset: Ruleset, opened: datetime, now: datetime, notify: Sequence[Notify], note: str
 ) -> Checkpoint:
     notifications = []
     for item in sorted(notify, key=lambda n: n.step):
