@@ -62,6 +62,16 @@ async def explain_endpoint(request: Request) -> Response:
     except PayloadError as exc:
         return _error(400, exc.message, field=exc.field)
     report = await run_in_threadpool(explain, ruleset, alerts, at)
+    # What only this receiver knows: the silences in force, and whether an inhibition's source
+    # fires right now.
+    services = request.app.state.services
+    silences = await services.silence_cache.get_async(services.redis, at)
+    for alert, entry in zip(alerts, report["alerts"], strict=True):
+        entry["silences"] = [s.id for s in silences if s.is_active(at) and s.matches(alert.labels)]
+        for inhibition in entry["inhibitions"]:
+            rule = next(r for r in ruleset.inhibit if r.name == inhibition["rule"])
+            key = f"{services.keys.prefix}:inhibit:{rule.token(alert.labels)}"
+            inhibition["active"] = bool(await services.redis.scard(key))
     return JSONResponse(report)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 from router.alert import Alert, AlertStatus, Source, fingerprint
 from router.durations import format_duration
 from router.escalation import TEAM_CHANNEL_STEP, Notify, PolicySnapshot, advance, start
+from router.matchers import matches_all
 from router.ruleset import DEFAULT_RULE, CompiledRule, Decision, Ruleset
 from router.sources import SourceKind
 from router.targets import Recipient, resolve
@@ -146,6 +147,7 @@ def explain(ruleset: Ruleset, alerts: Sequence[Alert], at: datetime) -> dict[str
 
 def _alert_report(ruleset: Ruleset, alert: Alert, at: datetime) -> dict[str, Any]:
     evaluation = ruleset.explain(alert.labels)
+    window = ruleset.windows.covering(alert.labels, at)
     files = {rule.name: rule.file for rule in ruleset.rules}
     opens = alert.status is AlertStatus.FIRING and not alert.is_test
     decisions = []
@@ -181,10 +183,14 @@ def _alert_report(ruleset: Ruleset, alert: Alert, at: datetime) -> dict[str, Any
         "dropped_by": evaluation.dropped_by,
         "decisions": decisions,
         "group_keys": [d.group_key for d in evaluation.decisions],
-        # Placeholders until silences, inhibitions and maintenance windows are evaluated here.
+        # Silences live in Redis: the receiver's POST /api/v1/explain fills them in.
         "silences": [],
-        "inhibitions": [],
-        "maintenance": [],
+        "inhibitions": [
+            {"rule": rule.name, "equal": list(rule.equal)}
+            for rule in ruleset.inhibit
+            if matches_all(rule.target, alert.labels)
+        ],
+        "maintenance": [window.name] if window is not None else [],
     }
 
 
@@ -261,7 +267,16 @@ def _alert_text(alert: Mapping[str, Any], at: datetime) -> list[str]:
         lines.append(f"  dropped by rule {alert['dropped_by']}: no incident, nobody is told")
     for decision in alert["decisions"]:
         lines.extend(_decision_text(decision, opens=alert["status"] == "firing"))
-    lines.append("  silences, inhibitions, maintenance: not checked yet")
+    for name in alert["maintenance"]:
+        lines.append(f"  muted now: maintenance window {name}")
+    for rule in alert["inhibitions"]:
+        equal = ", ".join(rule["equal"]) or "no labels"
+        lines.append(
+            f"  inhibition rule {rule['rule']}: muted while a matching source alert fires "
+            f"(same {equal})"
+        )
+    for silence in alert["silences"]:
+        lines.append(f"  muted now: silence {silence}")
     return lines
 
 

@@ -59,6 +59,7 @@ from router.alert import Alert, AlertStatus
 from router.durations import parse_duration
 from router.errors import ConfigError, PayloadError, SevrouterError
 from router.explain import alert_from_labels, integration_choices, minutes, source_kind, timeline
+from router.matchers import matches_all
 from router.rulefile import _UniqueKeyLoader, _yaml_problem
 from router.ruleset import Decision, Ruleset, load_ruleset
 from router.schemabase import Strict
@@ -68,7 +69,9 @@ from router.sources import parse
 DEFAULT_PAGES_UNTIL = 60.0
 CHECKED = ("severity", "team", "rule", "group_key", "incidents", "dropped", "pages")
 # Accepted now, checked once silences, inhibitions and maintenance windows can be evaluated.
-UNCHECKED = ("silenced", "inhibited", "in_maintenance")
+# Silences live in Redis, not in the rules: a test file cannot know them.
+UNCHECKED = ("silenced",)
+MUTE_CHECKS = ("inhibited", "in_maintenance")
 # Mismatches longer than this are shown on two lines, expected above actual.
 _ONE_LINE = 40
 
@@ -152,8 +155,10 @@ class Expect(Strict):
 
     @model_validator(mode="after")
     def _something(self) -> Expect:
-        if all(getattr(self, key) is None for key in (*CHECKED, *UNCHECKED)):
-            raise ValueError(f"give at least one of {', '.join((*CHECKED, *UNCHECKED))}")
+        if all(getattr(self, key) is None for key in (*CHECKED, *MUTE_CHECKS, *UNCHECKED)):
+            raise ValueError(
+                f"give at least one of {', '.join((*CHECKED, *MUTE_CHECKS, *UNCHECKED))}"
+            )
         return self
 
 
@@ -448,11 +453,42 @@ def run_case(ruleset: Ruleset, file: Path, case: CaseSpec, at: datetime) -> Case
         alerts = _alerts(ruleset, file, case, at)
     except _CaseError as exc:
         return CaseResult(case.name, Status.ERROR, (str(exc),))
-    outcome = simulate(ruleset, alerts, at, case.expect.pages_until)
+    muted = mutes(ruleset, alerts, at)
+    live = [alert for alert, reasons in zip(alerts, muted, strict=True) if not reasons]
+    outcome = simulate(ruleset, live, at, case.expect.pages_until)
     details = check(case.expect, outcome)
+    for key, reason in (("in_maintenance", "maintenance"), ("inhibited", "inhibited")):
+        wanted = getattr(case.expect, key)
+        got = any(reason in reasons for reasons in muted)
+        if wanted is not None and wanted != got:
+            details += _mismatch(key, _yaml_bool(wanted), _yaml_bool(got))
     unchecked = tuple(key for key in UNCHECKED if getattr(case.expect, key) is not None)
     status = Status.FAILED if details else Status.PASSED
     return CaseResult(case.name, status, tuple(details), unchecked)
+
+
+def mutes(ruleset: Ruleset, alerts: Sequence[Alert], at: datetime) -> list[set[str]]:
+    """Per alert, why it would be muted: "maintenance" (a window covers it), "inhibited" (another
+    firing alert of the case is a matching source). Muted alerts open no incident."""
+    reasons: list[set[str]] = []
+    for alert in alerts:
+        found: set[str] = set()
+        if ruleset.windows.covering(alert.labels, at) is not None:
+            found.add("maintenance")
+        for rule in ruleset.inhibit:
+            if alert.status is not AlertStatus.FIRING or not matches_all(rule.target, alert.labels):
+                continue
+            token = rule.token(alert.labels)
+            if any(
+                other is not alert
+                and other.status is AlertStatus.FIRING
+                and matches_all(rule.source, other.labels)
+                and rule.token(other.labels) == token
+                for other in alerts
+            ):
+                found.add("inhibited")
+        reasons.append(found)
+    return reasons
 
 
 def _alerts(ruleset: Ruleset, file: Path, case: CaseSpec, at: datetime) -> list[Alert]:

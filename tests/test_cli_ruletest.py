@@ -141,7 +141,6 @@ def test_explain_labels() -> None:
         "      now     team channel: channel:console\n"
         "      now     step 1: channel:console\n"
         "      +15m    escalation exhausted: every step paged, unacknowledged\n"
-        "  silences, inhibitions, maintenance: not checked yet\n"
     )
 
 

@@ -108,7 +108,7 @@ cases:
     integration: alertmanager
     expect:
       severity: SEV1
-  - name: muting is accepted but not checked yet
+  - name: silences are accepted but not checked; maintenance is
     alerts:
       - labels: {{alertname: DiskFull, severity: critical}}
     expect:
@@ -133,8 +133,8 @@ def test_passing_file(rules_path: Path) -> None:
             "  ok    a case may set its own clock",
             "  ok    dropped alerts and resolved ones open nothing",
             "  ok    from a webhook body",
-            "  ok    muting is accepted but not checked yet "
-            "(not checked yet: silenced, in_maintenance)",
+            "  ok    silences are accepted but not checked; maintenance is "
+            "(not checked yet: silenced)",
             "7 passed, 0 failed",
         ],
     )
@@ -395,7 +395,7 @@ def test_failing_case(
             "    expect: {pages_until: 5}\n",
             [
                 'cases[0] "x": expect: give at least one of severity, team, rule, group_key, '
-                "incidents, dropped, pages, silenced, inhibited, in_maintenance"
+                "incidents, dropped, pages, inhibited, in_maintenance, silenced"
             ],
             id="nothing-expected",
         ),
