@@ -88,8 +88,8 @@ def update_overdue(incident_id: str, due_ms: int) -> bool:
     return workflow.update_overdue(current(), incident_id, due_ms)
 
 
-def commander_due(incident_id: str, count: int) -> bool:
-    return workflow.commander_due(current(), incident_id, count)
+def commander_due(incident_id: str, number: int) -> bool:
+    return workflow.commander_due(current(), incident_id, number)
 
 
 def postmortem_due(incident_id: str, count: int) -> bool:

@@ -19,13 +19,19 @@ primary and its replicas (`requirepass`/ACL), not of the sentinels. Example::
 
     redis+sentinel://:s3cret@sentinel-a:26379,sentinel-b:26379,sentinel-c/sevrouter/0?sentinel_password=s3nt
 
-The client asks the sentinels for the current primary whenever it opens a connection. When a
-failover happens, connections to the old primary fail (it died), or it answers `READONLY`
-(demoted to a replica), `UNBLOCKED` (a blocking command it was serving was cut short by the
-demotion) or `NOREPLICAS` (it lost its replicas, as an old primary does once a replica has been
-promoted, if it runs with `min-replicas-to-write`). Each of those closes the connection and
-raises a `redis.exceptions.ConnectionError`, and the command is retried on a fresh connection
-to whichever server the sentinels now name as primary.
+The client asks the sentinels for the current primary whenever it opens a connection (also
+when a command is retried: redis-py itself would reconnect to the old address). When a failover
+happens, connections to the old primary fail (it died), or it answers `READONLY` (demoted to a
+replica), `UNBLOCKED` (a blocking command it was serving was cut short by the demotion) or
+`NOREPLICAS` (it lost its replicas, as an old primary does once a replica has been promoted, if
+it runs with `min-replicas-to-write`). Each of those closes the connection and raises a
+`redis.exceptions.ConnectionError`, and the command is retried on a fresh connection to
+whichever server the sentinels now name as primary.
+
+A deposed primary that nobody told (`SENTINEL FAILOVER` leaves it running; the sentinels demote
+it some ten seconds later) keeps accepting writes that are then lost: run Redis with
+`min-replicas-to-write 1` and at least two replicas (after a failover the new primary needs a
+replica of its own), and let the receiver wait for a replica (SEVROUTER_REDIS_WAIT_REPLICAS=1).
 
 Options, all schemes (seconds may be fractional):
 
@@ -33,8 +39,10 @@ Options, all schemes (seconds may be fractional):
     socket_connect_timeout=2   seconds to wait for a connection to be accepted
     health_check_interval=10   PING a connection idle this many seconds before reusing it
                                (0: never)
-    retries=3                  retries of a command that failed on a connection error, after
-                               0.05-0.1, 0.1-0.2, 0.2-0.4, then 0.25-0.5 s; 0 fails at once
+    retries=1                  retries of a command that failed on a connection error, after
+                               0.05-0.1, 0.1-0.2, 0.2-0.4, then 0.25-0.5 s; 0 fails at once.
+                               `connect(..., retry_for=SECONDS)` (the worker) retries for that
+                               long instead, to ride out a failover
     client_name=NAME           the name shown by CLIENT LIST
 
 Options of `rediss://` only: `ssl_cert_reqs=required|optional|none`, `ssl_ca_certs=PATH`,
@@ -45,10 +53,12 @@ Options of `redis+sentinel://` only:
     sentinel_username=NAME, sentinel_password=PASSWORD   the sentinels' own credentials
     sentinel_timeout=1         seconds to wait for one sentinel before asking the next
 
-Timeouts are short on purpose: when the primary is gone, commands fail within seconds (the
-receiver answers 503 and the sender retries) instead of hanging. TCP keepalive probes an idle
-connection after 5 s, so a primary that vanished without closing its sockets (a host or network
-failure) is noticed within about 11 s even by a client waiting in a blocking command.
+Timeouts are short on purpose: when the primary is gone, commands fail within a second or so
+(the receiver answers 503 and the sender retries) instead of hanging. A blocking command
+(BLMOVE, BLPOP, XREADGROUP BLOCK, WAIT, ...) gets its own time limit added to `socket_timeout`,
+so it is neither cut short nor left without a limit. TCP keepalive probes an idle connection
+after 5 s, so a primary that vanished without closing its sockets (a host or network failure)
+is noticed within about 11 s even by a client waiting in a blocking command.
 
 Unknown options, a missing service name, a port or db that is not a number, and the like are
 rejected with a `RedisURLError` (a `ValueError`) naming the problem; messages never include the

@@ -100,9 +100,10 @@ def on_event(ctx: WorkerContext, incident: Incident, event: Mapping[str, Any]) -
     elif kind == "status_update":
         _status_update(ctx, incident, int(event["n"]))
     elif (
-        kind in ("severity_raised", "severity_changed") and Severity(event["sev"]) is Severity.SEV1
+        kind in ("severity_raised", "severity_changed")
+        and ctx.ruleset.policy(Severity(event["sev"])).requires_commander
     ):
-        _schedule_commander_check(ctx, incident.id, 0)
+        _schedule_commander_check(ctx, incident.id)
     elif kind == "all_resolved" and incident.severity not in _PAGING_SEVERITIES:
         fields = _fields(ctx, incident.id)
         quiet = ctx.ruleset.config.incidents.quiet_period
@@ -135,7 +136,7 @@ def _opened(ctx: WorkerContext, incident: Incident) -> None:
         ctx.redis.hsetnx(ctx.keys.incident(incident.id), "next_update_at", _ms(due))
         ctx.schedule(due, UPDATE_JOB, (incident.id, _ms(due)), f"update-{incident.id}-{_ms(due)}")
     if policy.requires_commander:
-        _schedule_commander_check(ctx, incident.id, 0)
+        _schedule_commander_check(ctx, incident.id)
 
 
 def started_text(ctx: WorkerContext, incident: Incident) -> str:
@@ -223,37 +224,42 @@ def update_overdue(ctx: WorkerContext, incident_id: str, due_ms: int) -> bool:
     return True
 
 
-def _schedule_commander_check(ctx: WorkerContext, incident_id: str, count: int) -> None:
-    delay = ctx.ruleset.config.incidents.commander_reminder
-    run_at = ctx.clock() + timedelta(seconds=delay)
-    ctx.schedule(run_at, COMMANDER_JOB, (incident_id, count), f"commander-{incident_id}-{count}")
+def _schedule_commander_check(ctx: WorkerContext, incident_id: str) -> None:
+    # Reminders are numbered for the life of the incident, so a SEV1 lowered and raised again
+    # gets fresh reminders (new job ids and page keys) instead of colliding with old ones.
+    sent = int(ctx.redis.hget(ctx.keys.incident(incident_id), "commander_reminders") or 0)
+    number = sent + 1
+    run_at = ctx.clock() + timedelta(seconds=ctx.ruleset.config.incidents.commander_reminder)
+    # The time is in the id too: a check that found the severity lowered left its job behind.
+    job_id = f"commander-{incident_id}-{number}-{_ms(run_at)}"
+    ctx.schedule(run_at, COMMANDER_JOB, (incident_id, number), job_id)
 
 
-def commander_due(ctx: WorkerContext, incident_id: str, count: int) -> bool:
-    """A SEV1 still has no Incident Commander: page the team's on-call (step 1) again."""
+def commander_due(ctx: WorkerContext, incident_id: str, number: int) -> bool:
+    """A severity that requires an Incident Commander still has none: page the on-call again."""
     incident = ctx.store.get(incident_id, full=False)
-    if incident is None or incident.severity is not Severity.SEV1 or incident.state not in _OPEN:
+    if incident is None or incident.state not in _OPEN:
         return False
+    if not ctx.ruleset.policy(incident.severity).requires_commander:
+        return False
+    key = ctx.keys.incident(incident_id)
+    if int(ctx.redis.hget(key, "commander_reminders") or 0) >= number:
+        return False  # this reminder went out already (a job run twice)
     if Role.COMMANDER in WorkflowStore(ctx.redis, ctx.keys).roles(incident_id):
         return False
-    snapshot = (
-        escalation.PolicySnapshot.of(team) if (team := ctx.ruleset.team(incident.team)) else None
+    ctx.redis.hset(key, "commander_reminders", number)
+    team = ctx.ruleset.team(incident.team)
+    snapshot = escalation.PolicySnapshot.of(team) if team is not None else None
+    sev = incident.severity.value
+    note = (
+        f"{sev} without an Incident Commander: assign one (sevrouter incidents role ... commander)"
     )
-    note = "SEV1 without an Incident Commander: assign one (sevrouter incidents role ... commander)"
+    kind = f"commander-{number}"
     if snapshot and snapshot.steps:
-        _notify_people(
-            ctx,
-            incident,
-            snapshot.steps[0].targets,
-            f"commander-{count + 1}",
-            "incident.reminder",
-            note,
-        )
-    _notify_team(ctx, incident, f"commander-{count + 1}", "incident.reminder", note)
-    ctx.store.append_once(
-        incident_id, f"commander-{count + 1}", TimelineEntry(ctx.clock(), "reminder", note)
-    )
-    _schedule_commander_check(ctx, incident_id, count + 1)
+        _notify_people(ctx, incident, snapshot.steps[0].targets, kind, "incident.reminder", note)
+    _notify_team(ctx, incident, kind, "incident.reminder", note)
+    ctx.store.append_once(incident_id, kind, TimelineEntry(ctx.clock(), "reminder", note))
+    _schedule_commander_check(ctx, incident_id)
     return True
 
 
