@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 from redis import Redis
-from rq import SimpleWorker
 
 from router.settings import Settings
 from tests.support.http_receiver import Receiver, serve_receiver
@@ -55,13 +54,6 @@ def sevrouter(
         timeout=60,
         check=False,
     )
-
-
-@pytest.fixture(autouse=True)
-def _no_worker_command_channel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As in tests/test_workflow_timeline.py: no rq command thread to join on every drain."""
-    monkeypatch.setattr(SimpleWorker, "subscribe", lambda self: None)
-    monkeypatch.setattr(SimpleWorker, "unsubscribe", lambda self: None)
 
 
 @pytest.fixture

@@ -134,7 +134,10 @@ def test_higher_severity_joining_raises_and_pages_now(
         "{cluster=eu-1, instance=db-2, severity=critical}",
     ) in timeline(client, "INC-1")
     assert [p["event"] for p in pages(sink)] == ["incident.severity_raised"]
-    assert sink.requests[0].headers["x-sevrouter-idempotency-key"] == "INC-1:1:channel:pager:pager:trigger"
+    assert (
+        sink.requests[0].headers["x-sevrouter-idempotency-key"]
+        == "INC-1:1:channel:pager:pager:trigger"
+    )
 
 
 def test_all_resolved_mitigates_and_tells_the_paged(

@@ -28,7 +28,6 @@ import httpx
 import pytest
 import yaml
 from redis import Redis
-from rq import SimpleWorker
 
 import router.api_actions
 import router.api_workflow
@@ -98,15 +97,6 @@ def write_workflow_rules(directory: Path) -> Path:
 
 
 # --- fixtures ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _no_worker_command_channel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """rq's worker listens for commands (kill, suspend) on a pub/sub thread it starts and joins
-    in every `work()` call, up to a second each; these tests send none, and drain dozens of
-    times, so the worker skips it."""
-    monkeypatch.setattr(SimpleWorker, "subscribe", lambda self: None)
-    monkeypatch.setattr(SimpleWorker, "unsubscribe", lambda self: None)
 
 
 @pytest.fixture

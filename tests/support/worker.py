@@ -20,6 +20,17 @@ from router.ruleset import Ruleset
 from router.settings import Settings
 
 
+class _BurstWorker(SimpleWorker):
+    """rq's worker listens for commands (kill, suspend) on a pub/sub thread that it starts and
+    joins in every `work()` call, up to a second each; tests send none and drain often."""
+
+    def subscribe(self) -> None:
+        pass
+
+    def unsubscribe(self) -> None:
+        pass
+
+
 @dataclass
 class Clock:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -48,7 +59,7 @@ class TestWorker:
             if not moved and not count:
                 return ran
             if count:
-                SimpleWorker(queues, connection=self.redis).work(
+                _BurstWorker(queues, connection=self.redis).work(
                     burst=True, logging_level="ERROR", with_scheduler=False
                 )
                 ran += count
