@@ -23,7 +23,7 @@ def add_commands(commands: Any) -> None:
 
 
 def cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
-    from router.cli_incidents import _call
+    from router.cli_http import call as _call
 
     code, body = _call(
         args,

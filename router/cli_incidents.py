@@ -14,41 +14,30 @@ receiver cannot be reached or cannot serve the request now (5xx).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from router.cli_http import (
+    call,
+    connection_options,
+    dump,
+    late_connection_options,
+    not_the_api,
+    refused,
+    request,
+    utc,
+)
 from router.durations import parse_duration
 from router.errors import ConfigError
-from router.settings import DEFAULT_PORT, Settings
+from router.settings import Settings
 
 _WRITE_ACTIONS = ("ack", "mitigate", "resolve", "reopen", "close")
 ROLES = ("commander", "tech_lead", "communications", "scribe")
 STATUSES = ("investigating", "mitigating", "resolved")
 SEVERITIES = ("SEV1", "SEV2", "SEV3", "SEV4")
-
-
-def _connection_options(parser: argparse.ArgumentParser, *, json_option: bool = True) -> None:
-    """--url, --token (and --json) on `parser` (a command) with their real defaults."""
-    parser.add_argument("--url", default=None, help="receiver URL (default $SEVROUTER_URL)")
-    parser.add_argument("--token", default=None, help="API token (default $SEVROUTER_TOKEN)")
-    if json_option:
-        parser.add_argument("--json", action="store_true", help="print the API's JSON")
-
-
-def _late_connection_options(parser: argparse.ArgumentParser) -> None:
-    """The same options after an action: given there, they win; left out, they leave the
-    value given before the action (or the default) alone."""
-    parser.add_argument("--url", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    parser.add_argument("--token", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
 
 
 def _choice(choices: Sequence[str], normalize: Callable[[str], str]) -> Callable[[str], str]:
@@ -99,7 +88,7 @@ def add_commands(commands: Any) -> None:
         help="list, show and act on incidents",
         description="list, show and act on incidents",
     )
-    _connection_options(incidents)
+    connection_options(incidents)
     verbs = incidents.add_subparsers(title="actions", metavar="ACTION", required=True)
     listing = verbs.add_parser("list", help="open incidents, newest first")
     listing.add_argument("--state", default=None)
@@ -179,7 +168,7 @@ def add_commands(commands: Any) -> None:
     severity.add_argument("--reason", required=True, help="why (shown on the timeline)")
     severity.set_defaults(command=cmd_severity)
     for parser in (*late, update, role, severity):
-        _late_connection_options(parser)
+        late_connection_options(parser)
 
     postmortem = commands.add_parser(
         "postmortem",
@@ -188,7 +177,7 @@ def add_commands(commands: Any) -> None:
         "`sevrouter postmortem INC-42 > docs/postmortems/INC-42.md`.",
     )
     postmortem.add_argument("incident")
-    _connection_options(postmortem, json_option=False)
+    connection_options(postmortem, json_option=False)
     postmortem.set_defaults(command=cmd_postmortem)
 
     actions = commands.add_parser(
@@ -197,7 +186,7 @@ def add_commands(commands: Any) -> None:
         description="Postmortem action items: list (the default), add TEXT, done N.",
     )
     actions.add_argument("incident")
-    _connection_options(actions)
+    connection_options(actions)
     actions.set_defaults(command=cmd_actions_list)
     items = actions.add_subparsers(
         title="commands", metavar="list|add|done", prog="sevrouter actions INCIDENT"
@@ -213,7 +202,7 @@ def add_commands(commands: Any) -> None:
     done.add_argument("number", type=_positive, metavar="N")
     done.set_defaults(command=cmd_actions_done)
     for parser in (listed, add, done):
-        _late_connection_options(parser)
+        late_connection_options(parser)
 
     oncall = commands.add_parser(
         "oncall", help="who is on call now (or --at a time)", description="who is on call"
@@ -224,97 +213,8 @@ def add_commands(commands: Any) -> None:
     oncall.set_defaults(command=cmd_oncall)
 
 
-def _client(args: argparse.Namespace, settings: Settings) -> httpx.Client:
-    url = args.url or settings.environ.get("SEVROUTER_URL") or f"http://127.0.0.1:{DEFAULT_PORT}"
-    token = args.token or settings.environ.get("SEVROUTER_TOKEN", "")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=url, headers=headers, timeout=10)
-
-
-def _fail(message: str) -> None:
-    print(f"sevrouter: {message}", file=sys.stderr)
-
-
-def _request(
-    args: argparse.Namespace,
-    settings: Settings,
-    method: str,
-    path: str,
-    *,
-    params: dict[str, Any] | None = None,
-    body: dict[str, Any] | None = None,
-) -> httpx.Response | None:
-    """The receiver's answer; None (and the reason on stderr) when it cannot be reached."""
-    try:
-        with _client(args, settings) as client:
-            return client.request(
-                method,
-                path,
-                params={k: v for k, v in (params or {}).items() if v is not None},
-                json=body,
-            )
-    except httpx.HTTPError as exc:
-        _fail(f"cannot reach the receiver: {type(exc).__name__}")
-        return None
-
-
-def _refused(response: httpx.Response) -> int:
-    """Explain a 4xx/5xx answer; 1 when refused, 2 when the receiver cannot serve it now."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and (body.get("error") or body.get("message")):
-        reason = str(body.get("error") or body.get("message"))
-    else:
-        reason = response.text.strip()[:200] or response.reason_phrase
-    _fail(f"{reason} (HTTP {response.status_code})")
-    return 2 if response.status_code >= 500 else 1
-
-
-def _not_the_api(response: httpx.Response) -> int:
-    kind = response.headers.get("content-type", "no content type").split(";")[0]
-    _fail(
-        f"the answer from {response.url} is not sevrouter's API (HTTP {response.status_code}, "
-        f"{kind}); check --url"
-    )
-    return 1
-
-
-def _call(
-    args: argparse.Namespace,
-    settings: Settings,
-    method: str,
-    path: str,
-    *,
-    expect: Sequence[str] = (),
-    params: dict[str, Any] | None = None,
-    body: dict[str, Any] | None = None,
-) -> tuple[int, Any]:
-    """(exit code, the API's JSON object). A success must be a JSON object with every key in
-    `expect`; anything else (a proxy's sign-in page, a wrong --url) is an error, exit 1."""
-    response = _request(args, settings, method, path, params=params, body=body)
-    if response is None:
-        return 2, None
-    if response.status_code >= 400:
-        return _refused(response), None
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict) or any(key not in answer for key in expect):
-        return _not_the_api(response), None
-    return 0, answer
-
-
-def _dump(code: int, body: Any, as_json: bool) -> int:
-    if body is not None and as_json:
-        print(json.dumps(body, indent=2))
-    return code
-
-
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    code, body = _call(
+    code, body = call(
         args,
         settings,
         "GET",
@@ -328,7 +228,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         },
     )
     if code or args.json:
-        return _dump(code, body, args.json)
+        return dump(code, body, args.json)
     rows = body["incidents"]
     if not rows:
         print("no incidents")
@@ -341,7 +241,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    code, body = _call(
+    code, body = call(
         args,
         settings,
         "GET",
@@ -349,7 +249,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         expect=("id", "severity", "title", "state", "team", "rule", "alerts_firing", "timeline"),
     )
     if code or args.json:
-        return _dump(code, body, args.json)
+        return dump(code, body, args.json)
     print(f"{body['id']} [{body['severity']}] {body['title']}")
     firing = body["alerts_firing"]
     print(f"  state {body['state']}, team {body['team']}, rule {body['rule']}, {firing} firing")
@@ -364,7 +264,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_action(args: argparse.Namespace, settings: Settings) -> int:
-    code, body = _call(
+    code, body = call(
         args,
         settings,
         "POST",
@@ -372,20 +272,16 @@ def cmd_action(args: argparse.Namespace, settings: Settings) -> int:
         expect=("message",),
     )
     if code or args.json:
-        return _dump(code, body, args.json)
+        return dump(code, body, args.json)
     print(body["message"])
     return 0
-
-
-def _utc(iso: str) -> str:
-    return f"{datetime.fromisoformat(iso).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
     request: dict[str, Any] = {"status": args.status, "facts": args.facts, "actions": args.doing}
     if args.next_update is not None:
         request["next_update"] = args.next_update
-    code, body = _call(
+    code, body = call(
         args,
         settings,
         "POST",
@@ -394,15 +290,15 @@ def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
         body=request,
     )
     if code or args.json:
-        return _dump(code, body, args.json)
+        return dump(code, body, args.json)
     next_update = body["update"].get("next_update")
-    after = f"next update due {_utc(next_update)}" if next_update else "no further update due"
+    after = f"next update due {utc(next_update)}" if next_update else "no further update due"
     print(f"{body['incident']}: status update #{body['number']} posted ({args.status}); {after}")
     return 0
 
 
 def cmd_role(args: argparse.Namespace, settings: Settings) -> int:
-    code, body = _call(
+    code, body = call(
         args,
         settings,
         "POST",
@@ -411,7 +307,7 @@ def cmd_role(args: argparse.Namespace, settings: Settings) -> int:
         body={"role": args.role, "person": args.person},
     )
     if code or args.json:
-        return _dump(code, body, args.json)
+        return dump(code, body, args.json)
     from router.comms import role_name
 
     name = role_name(body["role"])
@@ -424,7 +320,7 @@ def cmd_role(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_severity(args: argparse.Namespace, settings: Settings) -> int:
-    code, body = _call(
+    code, body = call(
         args,
         settings,
         "POST",
@@ -433,7 +329,7 @@ def cmd_severity(args: argparse.Namespace, settings: Settings) -> int:
         body={"severity": args.severity, "reason": args.reason},
     )
     if code or args.json:
-        return _dump(code, body, args.json)
+        return dump(code, body, args.json)
     if body["result"] == "same":
         print(f"{body['incident']} is already {body['severity']}")
     else:
@@ -442,13 +338,13 @@ def cmd_severity(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_postmortem(args: argparse.Namespace, settings: Settings) -> int:
-    response = _request(args, settings, "GET", f"/api/v1/incidents/{args.incident}/postmortem")
+    response = request(args, settings, "GET", f"/api/v1/incidents/{args.incident}/postmortem")
     if response is None:
         return 2
     if response.status_code >= 400:
-        return _refused(response)
+        return refused(response)
     if not response.headers.get("content-type", "").startswith("text/markdown"):
-        return _not_the_api(response)
+        return not_the_api(response)
     # As served, byte for byte: `> docs/postmortems/INC-42.md` commits exactly the draft.
     sys.stdout.write(response.text)
     return 0
@@ -462,11 +358,11 @@ def _item_line(item: dict[str, Any]) -> str:
 
 
 def cmd_actions_list(args: argparse.Namespace, settings: Settings) -> int:
-    code, body = _call(
+    code, body = call(
         args, settings, "GET", f"/api/v1/incidents/{args.incident}/actions", expect=("actions",)
     )
     if code or args.json:
-        return _dump(code, body, args.json)
+        return dump(code, body, args.json)
     if not body["actions"]:
         print(f"{args.incident.upper()} has no action items")
     for item in body["actions"]:
@@ -476,7 +372,7 @@ def cmd_actions_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_actions_add(args: argparse.Namespace, settings: Settings) -> int:
     request = {"text": args.text, "owner": args.owner, "due": args.due}
-    code, body = _call(
+    code, body = call(
         args,
         settings,
         "POST",
@@ -485,13 +381,13 @@ def cmd_actions_add(args: argparse.Namespace, settings: Settings) -> int:
         body={k: v for k, v in request.items() if v is not None},
     )
     if code or args.json:
-        return _dump(code, body, args.json)
+        return dump(code, body, args.json)
     print(f"{args.incident.upper()}: added {_item_line(body)}")
     return 0
 
 
 def cmd_actions_done(args: argparse.Namespace, settings: Settings) -> int:
-    code, body = _call(
+    code, body = call(
         args,
         settings,
         "POST",
@@ -499,7 +395,7 @@ def cmd_actions_done(args: argparse.Namespace, settings: Settings) -> int:
         expect=("number", "text", "done"),
     )
     if code or args.json:
-        return _dump(code, body, args.json)
+        return dump(code, body, args.json)
     print(f"{args.incident.upper()}: done {_item_line(body)}")
     return 0
 

@@ -174,7 +174,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
 
 def _fetch_incident(args: argparse.Namespace, settings: Settings, incident: str) -> tuple[int, Any]:
     # The incident commands' client: the same --url/--token defaults, errors and exit codes.
-    from router.cli_incidents import _call
+    from router.cli_http import call as _call
 
     return _call(
         args,

@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
+from router.cli_http import call, utc
 from router.durations import parse_duration
 from router.matchers import MatcherError, parse_matchers
-from router.settings import DEFAULT_PORT, Settings
+from router.settings import Settings
 from router.silences import SILENCE_ID
 
 _SILENCE_KEYS = ("id", "state", "matchers", "starts_at", "ends_at", "created_by", "comment")
@@ -129,63 +126,13 @@ def add_commands(commands: Any) -> None:
         )
 
 
-def _fail(message: str) -> None:
-    print(f"sevrouter: {message}", file=sys.stderr)
-
-
-def _call(
-    args: argparse.Namespace,
-    settings: Settings,
-    method: str,
-    path: str,
-    *,
-    expect: Sequence[str],
-    params: dict[str, str] | None = None,
-    body: dict[str, Any] | None = None,
-) -> tuple[int, Any]:
-    """(exit code, the API's JSON object); a success must be an object with every `expect`
-    key, anything else (a proxy's sign-in page, a wrong --url) is exit 1."""
-    url = args.url or settings.environ.get("SEVROUTER_URL") or f"http://127.0.0.1:{DEFAULT_PORT}"
-    token = args.token or settings.environ.get("SEVROUTER_TOKEN", "")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
-            response = client.request(method, path, params=params, json=body)
-    except httpx.HTTPError as exc:
-        _fail(f"cannot reach the receiver: {type(exc).__name__}")
-        return 2, None
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if response.status_code >= 400:
-        if isinstance(answer, dict) and answer.get("error"):
-            reason = str(answer["error"])
-        else:
-            reason = response.text.strip()[:200] or response.reason_phrase
-        _fail(f"{reason} (HTTP {response.status_code})")
-        return (2 if response.status_code >= 500 else 1), None
-    if not isinstance(answer, dict) or any(key not in answer for key in expect):
-        kind = response.headers.get("content-type", "no content type").split(";")[0]
-        _fail(
-            f"the answer from {response.url} is not sevrouter's API "
-            f"(HTTP {response.status_code}, {kind}); check --url"
-        )
-        return 1, None
-    return 0, answer
-
-
-def _utc(iso: str) -> str:
-    return f"{datetime.fromisoformat(iso).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-
-
 def _window(silence: dict[str, Any]) -> str:
     state = silence["state"]
     if state == "pending":
-        return f"from {_utc(silence['starts_at'])} until {_utc(silence['ends_at'])}"
+        return f"from {utc(silence['starts_at'])} until {utc(silence['ends_at'])}"
     if state == "active":
-        return f"until {_utc(silence['ends_at'])}"
-    return f"ended {_utc(silence['ends_at'])}"
+        return f"until {utc(silence['ends_at'])}"
+    return f"ended {utc(silence['ends_at'])}"
 
 
 def _line(silence: dict[str, Any]) -> str:
@@ -206,7 +153,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         request["starts_at"] = args.starts
     if args.expire_on_resolve:
         request["expire_on_resolve"] = True
-    code, body = _call(
+    code, body = call(
         args, settings, "POST", "/api/v1/silences", expect=_SILENCE_KEYS, body=request
     )
     if code or args.json:
@@ -218,7 +165,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     params = {"expired": "true"} if args.expired else None
-    code, body = _call(
+    code, body = call(
         args, settings, "GET", "/api/v1/silences", expect=("silences",), params=params
     )
     if code or args.json:
@@ -231,7 +178,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_expire(args: argparse.Namespace, settings: Settings) -> int:
-    code, body = _call(
+    code, body = call(
         args,
         settings,
         "DELETE",
@@ -240,7 +187,7 @@ def cmd_expire(args: argparse.Namespace, settings: Settings) -> int:
     )
     if code or args.json:
         return _print_json(code, body, args.json)
-    print(f"{body['id']}: expired, ended {_utc(body['ends_at'])}")
+    print(f"{body['id']}: expired, ended {utc(body['ends_at'])}")
     return 0
 
 

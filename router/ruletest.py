@@ -32,7 +32,9 @@ on arrival would), and nobody acknowledges: the escalation runs through `escalat
 `person:<on call>`). Resolved alerts and Grafana test notifications open nothing. A page's
 `channel` and `address` are compared only where the expectation gives them.
 
-`silenced`, `inhibited` and `in_maintenance` are accepted and reported as not checked yet.
+Muted alerts open nothing: `in_maintenance` (a window of the rules covers the alert at the
+case's time), `inhibited` (another firing alert of the case is a matching source) and `silenced`
+(a silence listed in the case's `silences:` matches) are true when any alert of the case is.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from router.alert import Alert, AlertStatus
 from router.durations import parse_duration
 from router.errors import ConfigError, PayloadError, SevrouterError
 from router.explain import alert_from_labels, integration_choices, minutes, source_kind, timeline
-from router.matchers import matches_all
+from router.matchers import Matcher, matches_all, parse_matchers
 from router.rulefile import _UniqueKeyLoader, _yaml_problem
 from router.ruleset import Decision, Ruleset, load_ruleset
 from router.schemabase import Strict
@@ -69,9 +71,8 @@ from router.sources import parse
 DEFAULT_PAGES_UNTIL = 60.0
 CHECKED = ("severity", "team", "rule", "group_key", "incidents", "dropped", "pages")
 # Accepted now, checked once silences, inhibitions and maintenance windows can be evaluated.
-# Silences live in Redis, not in the rules: a test file cannot know them.
-UNCHECKED = ("silenced",)
-MUTE_CHECKS = ("inhibited", "in_maintenance")
+UNCHECKED: tuple[str, ...] = ()
+MUTE_CHECKS = ("silenced", "inhibited", "in_maintenance")
 # Mismatches longer than this are shown on two lines, expected above actual.
 _ONE_LINE = 40
 
@@ -174,7 +175,18 @@ class CaseSpec(Strict):
     alerts: list[AlertSpec] | None = Field(default=None, min_length=1)
     payload: str | None = None
     integration: str | None = None
+    # Silences in force for this case, as matcher strings (one silence each), since silences
+    # live in Redis and not in the rules.
+    silences: list[str] = Field(default_factory=list)
     expect: Expect
+
+    @field_validator("silences")
+    @classmethod
+    def _matchers_parse(cls, values: list[str]) -> list[str]:
+        for text_ in values:
+            if not parse_matchers(text_):
+                raise ValueError(f"silence {text_!r} has no matcher; it would mute every alert")
+        return values
 
     _at_utc = field_validator("at")(_utc)
 
@@ -453,11 +465,16 @@ def run_case(ruleset: Ruleset, file: Path, case: CaseSpec, at: datetime) -> Case
         alerts = _alerts(ruleset, file, case, at)
     except _CaseError as exc:
         return CaseResult(case.name, Status.ERROR, (str(exc),))
-    muted = mutes(ruleset, alerts, at)
+    silences = [parse_matchers(text_) for text_ in case.silences]
+    muted = mutes(ruleset, alerts, at, silences)
     live = [alert for alert, reasons in zip(alerts, muted, strict=True) if not reasons]
     outcome = simulate(ruleset, live, at, case.expect.pages_until)
     details = check(case.expect, outcome)
-    for key, reason in (("in_maintenance", "maintenance"), ("inhibited", "inhibited")):
+    for key, reason in (
+        ("in_maintenance", "maintenance"),
+        ("silenced", "silenced"),
+        ("inhibited", "inhibited"),
+    ):
         wanted = getattr(case.expect, key)
         got = any(reason in reasons for reasons in muted)
         if wanted is not None and wanted != got:
@@ -467,7 +484,12 @@ def run_case(ruleset: Ruleset, file: Path, case: CaseSpec, at: datetime) -> Case
     return CaseResult(case.name, status, tuple(details), unchecked)
 
 
-def mutes(ruleset: Ruleset, alerts: Sequence[Alert], at: datetime) -> list[set[str]]:
+def mutes(
+    ruleset: Ruleset,
+    alerts: Sequence[Alert],
+    at: datetime,
+    silences: Sequence[Sequence[Matcher]] = (),
+) -> list[set[str]]:
     """Per alert, why it would be muted: "maintenance" (a window covers it), "inhibited" (another
     firing alert of the case is a matching source). Muted alerts open no incident."""
     reasons: list[set[str]] = []
@@ -475,6 +497,8 @@ def mutes(ruleset: Ruleset, alerts: Sequence[Alert], at: datetime) -> list[set[s
         found: set[str] = set()
         if ruleset.windows.covering(alert.labels, at) is not None:
             found.add("maintenance")
+        if any(matches_all(matchers, alert.labels) for matchers in silences):
+            found.add("silenced")
         for rule in ruleset.inhibit:
             if alert.status is not AlertStatus.FIRING or not matches_all(rule.target, alert.labels):
                 continue

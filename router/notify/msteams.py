@@ -23,6 +23,10 @@ import httpx
 import jinja2
 
 from router.channelschema import TeamsChannelConfig
+
+# Package-internal helpers of the generic webhook: URL validation that also yields every form of
+# the URL's signature an error body might echo, and the capped response read.
+from router.notify._http import USER_AGENT, read_capped
 from router.notify.base import (
     RESOLVE_EVENTS,
     Delivery,
@@ -33,10 +37,6 @@ from router.notify.base import (
     classify_transport_error,
 )
 from router.notify.render import Renderer
-
-# Package-internal helpers of the generic webhook: URL validation that also yields every form of
-# the URL's signature an error body might echo, and the capped response read.
-from router.notify.webhook import USER_AGENT, _read_capped
 from router.notify.webhook import _validate as _validate_url
 from router.secrets import Secret
 
@@ -118,7 +118,7 @@ class TeamsChannel:
                 timeout=self._timeout,
                 follow_redirects=False,
             ) as response:
-                excerpt = _read_capped(response)
+                excerpt = read_capped(response)
         except httpx.TransportError as exc:
             return classify_transport_error(exc)
         return classify_response(response, now=now, body=excerpt, redact=self._redact)

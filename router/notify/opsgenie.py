@@ -17,7 +17,6 @@ re-trigger does not open a second alert. Answers: 202 delivered, 429 and 5xx ret
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import re
@@ -32,6 +31,7 @@ import structlog
 
 from router.channelschema import OpsgenieChannelConfig
 from router.errors import ConfigError
+from router.notify._http import USER_AGENT, read_capped
 from router.notify.base import (
     TRIGGER_EVENTS,
     Delivery,
@@ -43,7 +43,6 @@ from router.notify.base import (
 )
 from router.notify.pagerduty import shared_label, truncate
 from router.notify.render import Renderer
-from router.notify.webhook import MAX_RESPONSE_BYTES, USER_AGENT
 from router.secrets import Secret
 from router.severity import Severity
 
@@ -207,7 +206,7 @@ class OpsgenieChannel:
                 timeout=self._timeout,
                 follow_redirects=False,
             ) as response:
-                excerpt = _read_capped(response)
+                excerpt = read_capped(response)
         except httpx.TransportError as exc:
             return classify_transport_error(exc)
         # 202 means "accepted for processing", not "done": the answer's requestId could be
@@ -278,18 +277,6 @@ def _alerts(incident: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _read_capped(response: httpx.Response) -> bytes:
-    buffer = bytearray()
-    # The status line decides the outcome; the body only feeds the detail, so a body that
-    # breaks off or fails to decode just shortens it.
-    with contextlib.suppress(httpx.TransportError, httpx.DecodingError):
-        for chunk in response.iter_bytes():
-            buffer += chunk
-            if len(buffer) >= MAX_RESPONSE_BYTES:
-                break
-    return bytes(buffer[:MAX_RESPONSE_BYTES])
 
 
 def _validate(config: OpsgenieChannelConfig, api_key: Secret) -> None:

@@ -17,7 +17,6 @@ after 30 s unless Retry-After says otherwise; 5xx and network failures retried.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import re
@@ -31,6 +30,7 @@ import structlog
 
 from router.channelschema import PagerDutyChannelConfig
 from router.errors import ConfigError
+from router.notify._http import USER_AGENT, read_capped
 from router.notify.base import (
     RESOLVE_EVENTS,
     TRIGGER_EVENTS,
@@ -42,7 +42,6 @@ from router.notify.base import (
     classify_transport_error,
 )
 from router.notify.render import Renderer
-from router.notify.webhook import MAX_RESPONSE_BYTES, USER_AGENT
 from router.secrets import Secret
 from router.severity import Severity
 
@@ -208,7 +207,7 @@ class PagerDutyChannel:
                 timeout=self._timeout,
                 follow_redirects=False,
             ) as response:
-                excerpt = _read_capped(response)
+                excerpt = read_capped(response)
         except httpx.TransportError as exc:
             return classify_transport_error(exc)
         return _classify(response, excerpt, now=now, redact=(self._routing_key,))
@@ -318,18 +317,6 @@ def _text(value: object) -> str:
 def _encode(document: Mapping[str, Any]) -> bytes:
     # allow_nan=False: NaN is not JSON and PagerDuty would reject the whole event.
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
-def _read_capped(response: httpx.Response) -> bytes:
-    buffer = bytearray()
-    # The status line decides the outcome; the body only feeds the detail, so a body that
-    # breaks off or fails to decode just shortens it.
-    with contextlib.suppress(httpx.TransportError, httpx.DecodingError):
-        for chunk in response.iter_bytes():
-            buffer += chunk
-            if len(buffer) >= MAX_RESPONSE_BYTES:
-                break
-    return bytes(buffer[:MAX_RESPONSE_BYTES])
 
 
 def _validate(config: PagerDutyChannelConfig, routing_key: Secret) -> None:

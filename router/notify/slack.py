@@ -33,6 +33,7 @@ import jinja2
 
 from router.channelschema import SlackChannelConfig
 from router.errors import ConfigError
+from router.notify._http import USER_AGENT, read_capped
 from router.notify.base import (
     RESOLVE_EVENTS,
     Delivery,
@@ -45,7 +46,6 @@ from router.notify.base import (
     parse_retry_after,
 )
 from router.notify.render import Renderer
-from router.notify.webhook import MAX_RESPONSE_BYTES, USER_AGENT
 
 # A package-internal helper: the generic webhook's URL validation also yields every form of the
 # URL's token that an error body might echo.
@@ -174,7 +174,7 @@ class SlackChannel:
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         try:
             with self._stream(body, headers) as response:
-                excerpt = _read_capped(response, MAX_RESPONSE_BYTES)
+                excerpt = read_capped(response)
         except httpx.TransportError as exc:
             return classify_transport_error(exc)
         return classify_response(response, now=now, body=excerpt, redact=self._redact)
@@ -205,7 +205,7 @@ class SlackChannel:
         }
         try:
             with self._stream(_encode(document), headers) as response:
-                raw = _read_capped(response, MAX_API_RESPONSE_BYTES)
+                raw = read_capped(response, MAX_API_RESPONSE_BYTES)
         except httpx.TransportError as exc:
             return classify_transport_error(exc)
         delivery, ts = classify_api_reply(response, raw, now=now, redact=self._redact)
@@ -386,15 +386,3 @@ def _validate_bot(name: str, token: Secret, config: SlackChannelConfig) -> None:
 def _encode(document: dict[str, Any]) -> bytes:
     # allow_nan=False: NaN is not JSON; Slack would answer invalid_payload.
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
-def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    buffer = bytearray()
-    # A body that breaks off or fails to decode only shortens what is classified; the status
-    # line is already in.
-    with contextlib.suppress(httpx.TransportError, httpx.DecodingError):
-        for chunk in response.iter_bytes():
-            buffer += chunk
-            if len(buffer) >= limit:
-                break
-    return bytes(buffer[:limit])

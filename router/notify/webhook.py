@@ -17,7 +17,6 @@ Delivery mirrors Alertmanager's (FORMATS.md 1.7, 3.5) plus 429: see `classify_re
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -27,21 +26,17 @@ from typing import Final
 
 import httpx
 
-import router
 from router.errors import ConfigError
+from router.notify._http import USER_AGENT, read_capped
 from router.notify.base import Delivery, Message, classify_response, classify_transport_error
 from router.secrets import Secret
 
 WIRE_VERSION: Final = "1"
-USER_AGENT: Final = f"sevrouter/{router.__version__}"
 EVENT_HEADER: Final = "X-Sevrouter-Event"
 IDEMPOTENCY_HEADER: Final = "X-Sevrouter-Idempotency-Key"
 TIMESTAMP_HEADER: Final = "X-Sevrouter-Timestamp"
 SIGNATURE_HEADER: Final = "X-Sevrouter-Signature"
 
-# The response body only feeds `Delivery.detail`, so a receiver answering with megabytes (or a
-# never-ending stream) costs the worker at most this much memory.
-MAX_RESPONSE_BYTES: Final = 4096
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
@@ -108,7 +103,7 @@ class WebhookChannel:
                 timeout=self._timeout,
                 follow_redirects=False,
             ) as response:
-                excerpt = _read_capped(response)
+                excerpt = read_capped(response)
         except httpx.TransportError as exc:
             return classify_transport_error(exc)
         return classify_response(response, now=now, body=excerpt, redact=self._redact)
@@ -166,18 +161,6 @@ def _signature(secret: Secret, timestamp: str, body: bytes) -> str:
     # The timestamp is signed as the header carries it, so a verifier never re-formats it.
     message = timestamp.encode() + b":" + body
     return hmac.new(secret.reveal().encode(), message, hashlib.sha256).hexdigest()
-
-
-def _read_capped(response: httpx.Response) -> bytes:
-    buffer = bytearray()
-    # The status line has already decided the outcome (a 200 stays delivered); a body that
-    # breaks off or fails to decode only shortens the excerpt quoted in `Delivery.detail`.
-    with contextlib.suppress(httpx.TransportError, httpx.DecodingError):
-        for chunk in response.iter_bytes():
-            buffer += chunk
-            if len(buffer) >= MAX_RESPONSE_BYTES:
-                break
-    return bytes(buffer[:MAX_RESPONSE_BYTES])
 
 
 def _validate(name: str, url: Secret, timeout: float) -> tuple[Secret, ...]:
