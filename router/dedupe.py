@@ -178,16 +178,13 @@ class Deduper:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
+        results = _results(reply)
         offset = 0
         for item in batch:
             n = len(item.metas)
-            results = [
-                (Outcome(_text(reply[i])), _text(reply[i + 1]))
-                for i in range(2 * offset, 2 * (offset + n), 2)
-            ]
-            offset += n
+            mine, offset = results[offset : offset + n], offset + n
             if not item.future.done():
-                item.future.set_result(results)
+                item.future.set_result(mine)
 
     async def _run(self, args: list[str | bytes | int]) -> Any:
         if not self._wait_replicas:
@@ -235,19 +232,20 @@ def _arguments(prefix: str, batch: Sequence[_Pending]) -> list[str | bytes | int
         records += item.records
     flap_ms, ttl = batch[0].policy
     now_ms = max(item.now_ms for item in batch)
-    args: list[str | bytes | int] = [
-        prefix,
-        now_ms,
-        flap_ms,
-        ttl,
-        len(metas),
-        *metas,
-        *records,
-        len(groups),
-    ]
-    for gh, gk in groups.items():
-        args += [gh, gk]
-    return args
+    group_lines = "\n".join(f"{gh}\t{gk}" for gh, gk in groups.items())
+    return [prefix, now_ms, flap_ms, ttl, "\n".join(metas), b"\x1e".join(records), group_lines]
+
+
+_OUTCOMES = {outcome.value: outcome for outcome in Outcome}
+
+
+def _results(reply: bytes | str) -> list[tuple[Outcome, str]]:
+    """The script's one-line-per-alert answer as (outcome, incident or mute reason)."""
+    results = []
+    for line in _text(reply).split("\n"):
+        outcome, _, incident = line.partition("\t")
+        results.append((_OUTCOMES[outcome], incident))
+    return results
 
 
 def summarize(receipt: Receipt, results: Sequence[tuple[Outcome, str]]) -> Receipt:

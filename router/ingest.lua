@@ -11,16 +11,17 @@
 -- ARGV[3]  "<flap window ms>:<flap threshold>": a re-firing this soon after mitigation reopens;
 --          this many re-firings within the window mark the alert flapping
 -- ARGV[4]  alert state TTL, seconds (refreshed on every delivery)
--- ARGV[5]  number of alerts N; then N tab-separated "fingerprint, group hash, status
+-- ARGV[5]  the alerts, one per line: tab-separated fingerprint, group hash, status
 --          (firing|resolved), severity (SEV1..SEV4), team, rule, mute reason ('' or e.g.
---          silence:<id>), inhibition source tokens, inhibition target tokens (comma-joined)"
---          strings; then N alert JSON
---          records (stored as the incident's member record); then the number of distinct
---          groups G and G pairs of group hash, group key. (Few arguments, because encoding
---          each argument is a visible cost in the client at thousands of alerts a second.)
--- Returns  2N values: per alert an outcome (opened|added|reopened|duplicate|resolved|
---          all_resolved|ignored|muted) and the incident id ('' when none; the mute reason for
---          muted alerts).
+--          silence:<id>), inhibition source tokens, inhibition target tokens (comma-joined)
+-- ARGV[6]  the alerts' JSON records (stored as the incident's member records), in the same
+--          order, separated by \x1e (JSON text never contains that byte raw)
+-- ARGV[7]  the group keys, one "group hash<TAB>group key" per line
+--          (Three large strings instead of arguments per alert: encoding each argument is a
+--          visible cost in the client at thousands of alerts a second; splitting is cheap here.)
+-- Returns  one line per alert, "<outcome>\t<incident id>": outcome is one of opened, added,
+--          reopened, duplicate, resolved, all_resolved, ignored, muted; the incident id is ''
+--          when none, and the mute reason for muted alerts.
 -- Appends  one entry to {p}:events per incident touched: incident=<id>, at=<now>,
 --          events=<JSON list of {k=kind, fp=fingerprint, sev=severity, from=severity,
 --          n=reopen count (reopened, all_resolved)}>.
@@ -30,7 +31,23 @@ local now = tonumber(ARGV[2])
 local flap_window, flap_threshold = string.match(ARGV[3], '^(%d+):(%d+)$')
 flap_window, flap_threshold = tonumber(flap_window), tonumber(flap_threshold)
 local ttl = tonumber(ARGV[4])
-local count = tonumber(ARGV[5])
+local function split(text, separator)
+  local parts, start = {}, 1
+  if text == '' then return parts end
+  while true do
+    local at = string.find(text, separator, start, true)
+    if not at then
+      parts[#parts + 1] = string.sub(text, start)
+      return parts
+    end
+    parts[#parts + 1] = string.sub(text, start, at - 1)
+    start = at + #separator
+  end
+end
+
+local lines = split(ARGV[5], '\n')
+local records = split(ARGV[6], '\030')
+local count = #lines
 
 local out = {}
 local touched = {}
@@ -151,14 +168,14 @@ local function resolved(fp, gh, incident, blob, akey)
 end
 
 local group_keys = {}
-local groups_at = 6 + 2 * count
-for g = 0, tonumber(ARGV[groups_at]) - 1 do
-  group_keys[ARGV[groups_at + 1 + 2 * g]] = ARGV[groups_at + 2 + 2 * g]
+for _, line in ipairs(split(ARGV[7], '\n')) do
+  local gh, gk = string.match(line, '^([^\t]*)\t(.*)$')
+  group_keys[gh] = gk
 end
 
 local metas = {}
 for i = 0, count - 1 do
-  metas[i] = {string.match(ARGV[6 + i],
+  metas[i] = {string.match(lines[i + 1],
     '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')}
 end
 
@@ -190,7 +207,7 @@ end
 
 for i = 0, count - 1 do
   local fp, gh, status, severity, team, rule, mute, _, targets = unpack(metas[i])
-  local gk, blob = group_keys[gh], ARGV[6 + count + i]
+  local gk, blob = group_keys[gh], records[i + 1]
   local akey = p .. ':alert:' .. gh .. ':' .. fp
   local previous = redis.call('HMGET', akey, 's', 'i', 'm')
   local prev_status, prev_incident = previous[1], previous[2]
@@ -223,8 +240,7 @@ for i = 0, count - 1 do
   if prev_status or outcome ~= 'ignored' then
     redis.call('EXPIRE', akey, ttl)
   end
-  out[#out + 1] = outcome
-  out[#out + 1] = incident or ''
+  out[#out + 1] = outcome .. '\t' .. (incident or '')
 end
 
 for _, incident in ipairs(order) do
@@ -232,4 +248,4 @@ for _, incident in ipairs(order) do
     'events', cjson.encode(touched[incident]))
 end
 
-return out
+return table.concat(out, '\n')
