@@ -378,10 +378,17 @@ def run_worker(settings: Settings, ruleset: Ruleset, *, burst: bool = False) -> 
         thread.start()
     # SimpleWorker runs jobs in this process instead of forking one per job: jobs are short,
     # our own code, and share the HTTP connection pool; forking would add ~10 ms to each page.
-    worker = SimpleWorker([pages_queue(queue), queue], connection=redis)
     log.info("worker_started", queue=settings.queue_name, consumer=consumer)
     try:
-        worker.work(burst=burst, logging_level="WARNING")
+        while True:
+            worker = SimpleWorker([pages_queue(queue), queue], connection=redis)
+            worker.work(burst=burst, logging_level="WARNING")
+            if burst or worker._stop_requested:  # rq keeps no public flag for a requested stop
+                break
+            # rq gives up when Redis stays away longer than its own retries (a failover that
+            # took its time): start a fresh worker instead of exiting the process quietly.
+            log.warning("worker_restarting", reason="rq stopped without being asked to")
+            stop.wait(1.0)
     finally:
         stop.set()
         for thread in threads:

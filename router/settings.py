@@ -49,6 +49,14 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         defaults = cls()
+        if "REDIS_URL" in env:
+            # A typo in the URL is a clear start-up error, not a traceback at the first request.
+            from router.redisconn import RedisURLError, parse_url
+
+            try:
+                parse_url(env["REDIS_URL"])
+            except RedisURLError as exc:
+                raise ValueError(f"REDIS_URL: {exc}") from None
         return cls(
             redis_url=env.get("REDIS_URL", defaults.redis_url),
             redis_wait_replicas=_replica_count(env, "SEVROUTER_REDIS_WAIT_REPLICAS"),

@@ -212,11 +212,12 @@ def test_transient_failure_is_retried_with_backoff(
     worker.drain()
     assert len(sink.requests) == 1
     assert len(page_jobs(worker)) == 1
-    worker.advance(timedelta(seconds=2))  # first backoff: 1 s +/- 20 %
+    # First backoff: 1 s +/- 20 %, scheduled on whole seconds (rounded up, never early).
+    worker.advance(timedelta(seconds=3))
     assert len(sink.requests) == 2
     worker.advance(timedelta(seconds=5))  # Retry-After 7 s has not passed yet
     assert len(sink.requests) == 2
-    worker.advance(timedelta(seconds=3))
+    worker.advance(timedelta(seconds=3))  # 7 s, rounded up to the next whole second
     assert len(sink.requests) == 3
     attempts = [(k, t) for k, t in timeline(client, "INC-1") if "to pager" in t]
     assert [k for k, _ in attempts] == ["page_retry", "page_retry", "page_sent"]
