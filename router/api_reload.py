@@ -72,8 +72,9 @@ def start(app: Starlette, interval: float) -> list[asyncio.Task[None]]:
     """Background reloaders of this receiver; the caller cancels them at shutdown."""
     loop = asyncio.get_running_loop()
     rules: Rules = app.state.services.rules
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        # Not available off the main thread (tests serve the app in a thread): skip quietly.
+    # Signal handlers exist only on Unix event loops in the main thread (tests serve the app in
+    # a thread): elsewhere SIGHUP is skipped, and /-/reload and the watcher still work.
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # see #5
         loop.add_signal_handler(
             signal.SIGHUP, lambda: loop.create_task(run_in_threadpool(rules.reload, "SIGHUP"))
         )

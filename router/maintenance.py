@@ -26,6 +26,7 @@ occurrence. A cron window's `duration` is elapsed time from its firing.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -116,7 +117,7 @@ def _merged(pieces: Iterable[tuple[_T, _T]]) -> list[tuple[_T, _T]]:
     return result
 
 
-class _Daily:
+class _Daily(ABC):
     """A recurring window as blocks of time placed day by day on the local calendar.
 
     Subclasses give `blocks(day)`: the day's occurrences, merged, in UTC, ascending, none empty;
@@ -127,8 +128,9 @@ class _Daily:
     zone: ZoneInfo
     lookback_days: int
 
+    @abstractmethod
     def blocks(self, day: date) -> tuple[Stretch, ...]:
-        raise NotImplementedError
+        """The day's occurrences (see the class docstring)."""
 
     def stretches(self, first: datetime, last: datetime) -> Iterator[Stretch]:
         day = first.astimezone(self.zone).date() - timedelta(days=self.lookback_days)
