@@ -51,7 +51,7 @@ class Settings:
         defaults = cls()
         if "REDIS_URL" in env:
             # A typo in the URL is a clear start-up error, not a traceback at the first request.
-            from router.redisconn import RedisURLError, parse_url
+            from router.redisurl import RedisURLError, parse_url
 
             try:
                 parse_url(env["REDIS_URL"])

@@ -24,15 +24,8 @@ import redis
 from redis.exceptions import ConnectionError
 from rq import Queue, SimpleWorker
 
-from router.redisconn import (
-    Options,
-    RedisTarget,
-    RedisURLError,
-    StalePrimaryError,
-    connect,
-    connect_async,
-    parse_url,
-)
+from router.redisconn import StalePrimaryError, connect, connect_async
+from router.redisurl import Options, RedisTarget, RedisURLError, parse_url
 from tests.support.processes import free_port, stop, wait_for_port
 
 SERVICE = "sevrouter"

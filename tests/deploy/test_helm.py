@@ -15,7 +15,7 @@ import promql_parser
 import pytest
 import yaml
 
-from router.redisconn import parse_url
+from router.redisurl import parse_url
 from router.ruleset import load_ruleset
 from tests.deploy.conftest import (
     CHART,
