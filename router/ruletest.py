@@ -40,239 +40,33 @@ case's time), `inhibited` (another firing alert of the case is a matching source
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
-
-import yaml
-from pydantic import (
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from typing import Any, TypeVar
 
 from router.alert import Alert, AlertStatus
-from router.durations import parse_duration
-from router.errors import ConfigError, PayloadError, SevrouterError
+from router.errors import ConfigError, PayloadError
 from router.explain import alert_from_labels, integration_choices, minutes, source_kind, timeline
 from router.matchers import Matcher, matches_all, parse_matchers
-from router.rulefile import _UniqueKeyLoader, _yaml_problem
 from router.ruleset import Decision, Ruleset, load_ruleset
-from router.schemabase import Strict
+from router.ruletestfile import (
+    UNCHECKED,
+    CaseSpec,
+    Expect,
+    PageSpec,
+    RuleTestError,
+    load_test_file,
+)
 from router.severity import Severity
 from router.sources import parse
 
-DEFAULT_PAGES_UNTIL = 60.0
-CHECKED = ("severity", "team", "rule", "group_key", "incidents", "dropped", "pages")
-# Accepted now, checked once silences, inhibitions and maintenance windows can be evaluated.
-UNCHECKED: tuple[str, ...] = ()
-MUTE_CHECKS = ("silenced", "inhibited", "in_maintenance")
 # Mismatches longer than this are shown on two lines, expected above actual.
 _ONE_LINE = 40
 
 T = TypeVar("T")
-
-
-class RuleTestError(SevrouterError):
-    """A test file that cannot be run; `problems` name the file, case and key."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-# --- the file format ---------------------------------------------------------------------------
-
-
-def _listed(value: object) -> object:
-    return value if isinstance(value, list) else [value]
-
-
-def _minutes(value: object) -> object:
-    return parse_duration(value) / 60 if isinstance(value, str) else value
-
-
-# `severity: SEV2` or `severity: [SEV2, SEV3]` (one per incident).
-OneOrMore = Annotated[list[T], BeforeValidator(_listed)]
-
-
-class AlertSpec(Strict):
-    # `code: 500` in YAML is a number; labels are strings.
-    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
-
-    labels: dict[str, str] = Field(min_length=1)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    status: AlertStatus = AlertStatus.FIRING
-
-
-class PageSpec(Strict):
-    minute: float = Field(ge=0)
-    step: int = Field(ge=0)
-    target: str
-    channel: str | None = None
-    address: str | None = None
-
-    @field_validator("target")
-    @classmethod
-    def _kind_and_name(cls, target: str) -> str:
-        kind, _, name = target.partition(":")
-        if kind not in {"channel", "person"} or not name:
-            raise ValueError(
-                "write channel:NAME or person:NAME (a schedule pages the person on call)"
-            )
-        return target
-
-    def matches(self, page: Page) -> bool:
-        return (
-            round(self.minute, 4) == round(page.minute, 4)
-            and self.step == page.step
-            and self.target == page.target
-            and self.channel in (None, page.channel)
-            and self.address in (None, page.address)
-        )
-
-    def render(self) -> tuple[tuple[Any, ...], str]:
-        return _page_text(self.minute, self.step, self.target, self.channel, self.address)
-
-
-class Expect(Strict):
-    severity: OneOrMore[Severity] | None = None
-    team: OneOrMore[str] | None = None
-    rule: OneOrMore[str] | None = None
-    group_key: OneOrMore[str] | None = None
-    incidents: int | None = Field(default=None, ge=0)
-    dropped: bool | None = None
-    pages: list[PageSpec] | None = None
-    pages_until: Annotated[float, BeforeValidator(_minutes), Field(ge=0)] = DEFAULT_PAGES_UNTIL
-    silenced: bool | None = None
-    inhibited: bool | None = None
-    in_maintenance: bool | None = None
-
-    @model_validator(mode="after")
-    def _something(self) -> Expect:
-        if all(getattr(self, key) is None for key in (*CHECKED, *MUTE_CHECKS, *UNCHECKED)):
-            raise ValueError(
-                f"give at least one of {', '.join((*CHECKED, *MUTE_CHECKS, *UNCHECKED))}"
-            )
-        return self
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-class CaseSpec(Strict):
-    name: str = Field(min_length=1)
-    at: datetime | None = None
-    alerts: list[AlertSpec] | None = Field(default=None, min_length=1)
-    payload: str | None = None
-    integration: str | None = None
-    # Silences in force for this case, as matcher strings (one silence each), since silences
-    # live in Redis and not in the rules.
-    silences: list[str] = Field(default_factory=list)
-    expect: Expect
-
-    @field_validator("silences")
-    @classmethod
-    def _matchers_parse(cls, values: list[str]) -> list[str]:
-        for text_ in values:
-            if not parse_matchers(text_):
-                raise ValueError(f"silence {text_!r} has no matcher; it would mute every alert")
-        return values
-
-    _at_utc = field_validator("at")(_utc)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> CaseSpec:
-        if (self.alerts is None) == (self.payload is None):
-            raise ValueError("give either alerts or payload")
-        if self.integration is not None and self.payload is None:
-            raise ValueError("integration goes with payload (alerts are given as labels)")
-        return self
-
-
-class RuleTestFile(Strict):
-    rules: str | None = None
-    at: datetime
-    cases: list[CaseSpec] = Field(min_length=1)
-
-    _at_utc = field_validator("at")(_utc)
-
-    @field_validator("cases")
-    @classmethod
-    def _unique_names(cls, cases: list[CaseSpec]) -> list[CaseSpec]:
-        seen: set[str] = set()
-        for case in cases:
-            if case.name in seen:
-                raise ValueError(f"two cases are named {case.name!r}; names must be unique")
-            seen.add(case.name)
-        return cases
-
-
-def load_test_file(path: Path) -> RuleTestFile:
-    """The parsed test file; `RuleTestError` lists every problem, each naming its case."""
-    try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 # a SafeLoader
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleTestError([f"cannot read: {getattr(exc, 'strerror', None) or exc}"]) from None
-    except yaml.YAMLError as exc:
-        raise RuleTestError([f"not valid YAML: {_yaml_problem(exc)}"]) from None
-    if not isinstance(document, dict):
-        raise RuleTestError(["expected a mapping with at and cases"])
-    try:
-        return RuleTestFile.model_validate(document)
-    except ValidationError as exc:
-        raise RuleTestError(_schema_problems(exc, document)) from None
-
-
-def _schema_problems(error: ValidationError, document: Mapping[str, Any]) -> list[str]:
-    problems = []
-    for item in error.errors():
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        value = item.get("input")
-        hidden = item["type"] in {"extra_forbidden", "missing"} or isinstance(value, dict | list)
-        shown = "" if hidden else f" (got {value!r})"
-        problems.append(f"{_where(item['loc'], document)}: {message}{shown}")
-    return problems
-
-
-def _where(loc: tuple[int | str, ...], document: Mapping[str, Any]) -> str:
-    """`cases[2] "disk alert": expect.severity` (or `at`) for a location in the document."""
-    if len(loc) < 2 or loc[0] != "cases" or not isinstance(loc[1], int):
-        return _dotted(loc, document) or "(top level)"
-    cases = document.get("cases")
-    case = cases[loc[1]] if isinstance(cases, list) and 0 <= loc[1] < len(cases) else None
-    name = case.get("name") if isinstance(case, dict) else None
-    head = f"cases[{loc[1]}]" + (f' "{name}"' if isinstance(name, str) else "")
-    rest = _dotted(loc[2:], case)
-    return f"{head}: {rest}" if rest else head
-
-
-def _dotted(loc: tuple[int | str, ...], node: Any) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            # No index when one value stands where a list may be (`severity: SEV2`).
-            if isinstance(node, list):
-                text += f"[{part}]"
-                node = node[part] if 0 <= part < len(node) else None
-            continue
-        text += f".{part}" if text else str(part)
-        node = node.get(part) if isinstance(node, dict) else None
-    return text
-
-
-# --- running a case ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,6 +183,16 @@ def _page_text(
     return (round(minute, 4), step, target, channel or "", address or ""), text + "}"
 
 
+def _matches(spec: PageSpec, page: Page) -> bool:
+    return (
+        round(spec.minute, 4) == round(page.minute, 4)
+        and spec.step == page.step
+        and spec.target == page.target
+        and spec.channel in (None, page.channel)
+        and spec.address in (None, page.address)
+    )
+
+
 def _pages_diff(expected: list[PageSpec], outcome: Outcome, until: float) -> list[str]:
     """Expected and actual pages as sorted lines, `-` only expected, `+` only actual.
 
@@ -400,12 +204,12 @@ def _pages_diff(expected: list[PageSpec], outcome: Outcome, until: float) -> lis
     unmet = False
     # Expectations naming a channel or address first, so catch-alls take what is left.
     for spec in sorted(expected, key=lambda s: (s.channel is None, s.address is None)):
-        found = next((page for page in remaining if spec.matches(page)), None)
+        found = next((page for page in remaining if _matches(spec, page)), None)
         if found is None:
             unmet = True
             continue
         remaining.remove(found)
-        shown.append(spec.render())
+        shown.append(_page_text(spec.minute, spec.step, spec.target, spec.channel, spec.address))
     if not unmet and not remaining:
         return []
     with_address = any(spec.address is not None for spec in expected)
@@ -414,7 +218,10 @@ def _pages_diff(expected: list[PageSpec], outcome: Outcome, until: float) -> lis
         address = page.address if with_address else None
         shown.append(_page_text(page.minute, page.step, page.target, channel, address))
     # Both lists in time order; at the same minute, step and target: `-` before `+`.
-    wanted = [spec.render() for spec in expected]
+    wanted = [
+        _page_text(spec.minute, spec.step, spec.target, spec.channel, spec.address)
+        for spec in expected
+    ]
     both = Counter(wanted) & Counter(shown)
     marked = [(page, "-") for page in (Counter(wanted) - both).elements()]
     marked += [(page, "+") for page in (Counter(shown) - both).elements()]
