@@ -93,6 +93,14 @@ async def receive_webhook(request: Request) -> Response:
     return response
 
 
+def _unavailable(integration: str, exc: RedisError) -> Response:
+    # Alertmanager retries 5xx only: a 503 keeps the alert with the sender until Redis is back.
+    log.warning("redis_unavailable", integration=integration, error=type(exc).__name__)
+    return error(
+        503, "storage unavailable, retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}
+    )
+
+
 async def _receive(request: Request, name: str) -> Response:
     services: Services = request.app.state.services
     ruleset = services.ruleset
@@ -113,6 +121,7 @@ async def _receive(request: Request, name: str) -> Response:
     if body is None:
         return error(413, f"body larger than the {limit}-byte limit (SEVROUTER_MAX_BODY_BYTES)")
     now = time.time()
+    at = datetime.fromtimestamp(now, UTC)  # the request's one clock reading
     try:
         check_signature(integration, request.headers, body, ruleset.secret, now=now)
     except AuthError as exc:
@@ -122,19 +131,15 @@ async def _receive(request: Request, name: str) -> Response:
             SourceKind(integration.type),
             body,
             integration=name,
-            now=datetime.fromtimestamp(now, UTC),
+            now=at,
         )
     except PayloadError as exc:
         return error(400, exc.message, field=exc.field)
 
-    at = datetime.fromtimestamp(now, UTC)
     try:
         silences = await services.silence_cache.get_async(services.redis, at)
     except RedisError as exc:
-        log.warning("redis_unavailable", integration=name, error=type(exc).__name__)
-        return error(
-            503, "storage unavailable, retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}
-        )
+        return _unavailable(name, exc)
     receipt = Receipt(alerts=len(alerts))
     routed: list[Routed] = []
     firing = 0
@@ -164,10 +169,7 @@ async def _receive(request: Request, name: str) -> Response:
             ttl_s=policy.retention,
         )
     except RedisError as exc:
-        log.warning("redis_unavailable", integration=name, error=type(exc).__name__)
-        return error(
-            503, "storage unavailable, retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}
-        )
+        return _unavailable(name, exc)
     summarize(receipt, results)
     resolved_silences = {
         reason.removeprefix("silence:")

@@ -126,16 +126,18 @@ class Ruleset:
     inhibit: tuple[CompiledInhibit, ...] = ()
     windows: CompiledWindows = field(default_factory=lambda: CompiledWindows([]))
     _cache: dict[str, Evaluation] = field(default_factory=dict, repr=False)
+    # By name, built once: the webhook path looks its integration up on every request.
+    _integrations: dict[str, Integration] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._integrations = {i.name: i for i in self.config.integrations}
 
     @property
-    def integrations(self) -> dict[str, Integration]:
-        return {i.name: i for i in self.config.integrations}
+    def integrations(self) -> Mapping[str, Integration]:
+        return self._integrations
 
     def integration(self, name: str) -> Integration | None:
-        for integration in self.config.integrations:
-            if integration.name == name:
-                return integration
-        return None
+        return self._integrations.get(name)
 
     def team(self, name: str) -> Team | None:
         return next((t for t in self.config.teams if t.name == name), None)
