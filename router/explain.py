@@ -26,7 +26,6 @@ always empty placeholders.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from typing import Any
 from router.alert import Alert, AlertStatus, Source, fingerprint
 from router.durations import format_duration
 from router.escalation import TEAM_CHANNEL_STEP, Notify, PolicySnapshot, advance, start
-from router.matchers import matches_all
+from router.matchers import matches_all, quote
 from router.ruleset import DEFAULT_RULE, CompiledRule, Decision, Ruleset
 from router.sources import SourceKind
 from router.targets import Recipient, resolve
@@ -205,8 +204,8 @@ def severity_reason(rule: CompiledRule, labels: Mapping[str, str]) -> str:
     if value is None:
         return f"no {label} label; the rule's severity"
     if value.lower() in rule.severity_values:
-        return f"{label}={_quote(value)}"
-    return f"{label}={_quote(value)} is not listed; the rule's severity"
+        return f"{label}={quote(value)}"
+    return f"{label}={quote(value)} is not listed; the rule's severity"
 
 
 def minutes(value: float) -> int | float:
@@ -255,7 +254,7 @@ def render_text(report: Mapping[str, Any]) -> str:
 
 
 def _alert_text(alert: Mapping[str, Any], at: datetime) -> list[str]:
-    labels = ", ".join(f"{k}={_quote(v)}" for k, v in sorted(alert["labels"].items()))
+    labels = ", ".join(f"{k}={quote(v)}" for k, v in sorted(alert["labels"].items()))
     status = "grafana test notification" if alert["test"] else alert["status"]
     lines = [f"alert {{{labels}}} ({status}) at {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"]
     width = max((len(r["rule"]) for r in alert["rules"]), default=0)
@@ -322,10 +321,6 @@ def _recipient_text(recipient: Mapping[str, Any]) -> str:
     if recipient["address"]:
         text += f" ({recipient['address']})"
     return text
-
-
-def _quote(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
 
 
 def parse_at(text: str) -> datetime:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import re
 
 from router.matchers import (
-    _PLAIN_NAME,
+    PLAIN_NAME,
     Matcher,
     MatcherError,
     MatchType,
-    _quote,
+    quote,
 )
 
 # Alertmanager's reserved characters: they end an unquoted literal.
@@ -169,7 +169,7 @@ class _Parser:
         if not char or char in _RESERVED:
             hint = "; use double quotes, not single quotes" if char in ("'", "`") else ""
             raise self.fail(f"expected a label name {self.at()}, found {self.found()}{hint}")
-        plain = _PLAIN_NAME.match(self.text, self.pos)
+        plain = PLAIN_NAME.match(self.text, self.pos)
         word = _UNQUOTED.match(self.text, self.pos)
         assert word is not None  # the next character is neither reserved nor whitespace
         if plain is not None and plain.end() == word.end():
@@ -183,7 +183,7 @@ class _Parser:
         if self.text.startswith(("=", "!=", "!~"), self.pos) or plain is None:
             raise self.fail(
                 f"label name {word.group()} {self.at(start)} must be double-quoted "
-                f"({_quote(word.group())}): unquoted names must match [a-zA-Z_][a-zA-Z0-9_]*",
+                f"({quote(word.group())}): unquoted names must match [a-zA-Z_][a-zA-Z0-9_]*",
                 start,
             )
         self.pos = plain.end()
@@ -198,9 +198,7 @@ class _Parser:
         if two[:1] == "=":
             self.pos += 1
             return MatchType.EQUAL
-        raise self.fail(
-            f"expected one of =, !=, =~, !~ after label name {_quote(name)} {self.at()}"
-        )
+        raise self.fail(f"expected one of =, !=, =~, !~ after label name {quote(name)} {self.at()}")
 
     def label_value(self, op: MatchType) -> str:
         char = self.peek()

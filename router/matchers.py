@@ -102,14 +102,14 @@ class MatcherError(ValueError):
 _EQUAL, _NOT_EQUAL, _REGEX = MatchType.EQUAL, MatchType.NOT_EQUAL, MatchType.REGEX
 
 # Label names that need no quotes: the Prometheus (and classic Alertmanager) form.
-_PLAIN_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+PLAIN_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # RE2's POSIX classes inside a bracket expression: [[:alpha:]], [^[:space:]], [a[:digit:]].
 # Python reads "[[:alpha:]" as a set of the characters "[:alph" followed by a literal "]", which
 # would silently match something else. (A "[" escaped as "\[" does not open a bracket.)
 _POSIX_CLASS = re.compile(r"(?<!\\)\[\^?[^\]]*\[:\^?[a-z]+:\]")
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
     """`text` as a double-quoted string that this module's parser reads back unchanged."""
     escaped = text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
     return f'"{escaped}"'
@@ -117,15 +117,15 @@ def _quote(text: str) -> str:
 
 def _format_name(name: str) -> str:
     """A label name as written in a matcher: bare when Prometheus allows it, quoted otherwise."""
-    return name if _PLAIN_NAME.fullmatch(name) else _quote(name)
+    return name if PLAIN_NAME.fullmatch(name) else quote(name)
 
 
 def _compile(name: str, type_: MatchType, value: str) -> re.Pattern[str]:
     """Compile a regex matcher's value, or raise a MatcherError naming the matcher."""
-    shown = f"{_format_name(name)}{type_.value}{_quote(value)}"
+    shown = f"{_format_name(name)}{type_.value}{quote(value)}"
 
     def fail(reason: str) -> MatcherError:
-        return MatcherError(f"invalid regex {_quote(value)} in matcher {shown}: {reason}", shown, 0)
+        return MatcherError(f"invalid regex {quote(value)} in matcher {shown}: {reason}", shown, 0)
 
     if _POSIX_CLASS.search(value):
         raise fail("POSIX classes such as [[:alpha:]] are not supported, write e.g. [a-zA-Z]")
@@ -172,7 +172,7 @@ class Matcher:
     )
 
     def __post_init__(self) -> None:
-        shown = f"{_format_name(self.name)}{self.type}{_quote(self.value)}"
+        shown = f"{_format_name(self.name)}{self.type}{quote(self.value)}"
         if not self.name:
             raise MatcherError(f"label name must not be empty in matcher {shown}", shown, 0)
         if not isinstance(self.type, MatchType):
@@ -181,7 +181,7 @@ class Matcher:
                 object.__setattr__(self, "type", MatchType(self.type))
             except ValueError:
                 raise MatcherError(
-                    f"unknown operator {_quote(str(self.type))} in matcher {shown}: "
+                    f"unknown operator {quote(str(self.type))} in matcher {shown}: "
                     "expected one of =, !=, =~, !~",
                     shown,
                     0,
@@ -215,12 +215,12 @@ class Matcher:
         verdict = "matched" if self.matches(labels) else "did not match"
         name = _format_name(self.name)
         actual = labels.get(self.name)
-        because = f"label {name} is absent" if actual is None else f"{name} is {_quote(actual)}"
+        because = f"label {name} is absent" if actual is None else f"{name} is {quote(actual)}"
         return f"{self} {verdict} ({because})"
 
     def __str__(self) -> str:
         """Canonical text, e.g. ``team=~"db|storage"``; `parse_matcher` reads it back equal."""
-        return f"{_format_name(self.name)}{self.type.value}{_quote(self.value)}"
+        return f"{_format_name(self.name)}{self.type.value}{quote(self.value)}"
 
 
 def matches_all(matchers: Sequence[Matcher], labels: Mapping[str, str]) -> bool:
