@@ -383,7 +383,8 @@ def run_worker(settings: Settings, ruleset: Ruleset, *, burst: bool = False) -> 
         while True:
             worker = SimpleWorker([pages_queue(queue), queue], connection=redis)
             worker.work(burst=burst, logging_level="WARNING")
-            if burst or worker._stop_requested:  # rq keeps no public flag for a requested stop
+            # rq records a SIGTERM/SIGINT only as this date (an idle worker just leaves its loop).
+            if burst or worker._shutdown_requested_date is not None:
                 break
             # rq gives up when Redis stays away longer than its own retries (a failover that
             # took its time): start a fresh worker instead of exiting the process quietly.

@@ -4,6 +4,7 @@ escalation deadlines fire once however many workers are running."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,15 @@ def test_escalations_fire_once_with_three_workers(
         assert all(":2:person:alice:backup:escalate-2-r0" in key for key in keys)
         bodies = [json.loads(r.body) for r in sink.requests if r.path.endswith("/backup")]
         assert sorted(b["incident"]["id"] for b in bodies) == [f"INC-{n}" for n in range(1, 6)]
+
+
+def test_worker_stops_at_once_on_sigterm(stack_env: dict[str, str], logs: Path) -> None:
+    # An idle worker told to stop leaves: it must not mistake the stop for rq giving up on Redis
+    # and start over (which would hold every rollout until the kill timeout).
+    log = logs / "worker.log"
+    with working(stack_env, log) as worker:
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(timeout=10) == 0
+    text = log.read_text()
+    assert "worker_stopped" in text
+    assert "worker_restarting" not in text
