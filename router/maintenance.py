@@ -264,6 +264,8 @@ class CompiledWindows:
 
     def covering(self, labels: Mapping[str, str], at: datetime) -> MaintenanceWindow | None:
         """The first window (config order) active at `at` whose matchers all match `labels`."""
+        if not self._windows:
+            return None  # the usual case, asked for every alert received
         now = _utc(at, "at")
         for window in self._windows:
             # Matchers first: they are cheaper than placing the window in time.

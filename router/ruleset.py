@@ -41,8 +41,8 @@ DEFAULT_TITLE = (
     "{{ labels.alertname }}{% if labels.namespace %} in {{ labels.namespace }}{% endif %}"
 )
 DEFAULT_SUMMARY = "{{ annotations.summary or annotations.description or annotations.message }}"
-# Decisions depend only on labels, and Alertmanager re-sends the same label sets every few
-# minutes, so caching by fingerprint makes repeated webhooks cheap. Bounded; cleared when full.
+# Decisions depend only on the labels the rules look at (see `Ruleset._projection`), so they are
+# cached by those labels' values. Bounded; cleared when full.
 _CACHE_LIMIT = 100_000
 
 
@@ -125,12 +125,15 @@ class Ruleset:
     secrets: Mapping[str, Secret]
     inhibit: tuple[CompiledInhibit, ...] = ()
     windows: CompiledWindows = field(default_factory=lambda: CompiledWindows([]))
-    _cache: dict[str, Evaluation] = field(default_factory=dict, repr=False)
+    _cache: dict[object, Evaluation] = field(default_factory=dict, repr=False)
     # By name, built once: the webhook path looks its integration up on every request.
     _integrations: dict[str, Integration] = field(init=False, repr=False)
+    # The label names evaluation reads, or None when it reads them all (a `group_by: [...]`).
+    _projection: tuple[str, ...] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._integrations = {i.name: i for i in self.config.integrations}
+        self._projection = _labels_read(self)
 
     @property
     def integrations(self) -> Mapping[str, Integration]:
@@ -164,13 +167,21 @@ class Ruleset:
 
     def evaluate(self, alert: Alert) -> Evaluation:
         """The decisions for `alert` (several when rules `continue`, none when dropped)."""
-        cached = self._cache.get(alert.fingerprint)
+        # The alerts of one Alertmanager group, and their re-sends, mostly differ only in labels
+        # no rule reads (instance, pod): keyed by the labels read, one evaluation serves them all.
+        labels = alert.labels
+        key = (
+            alert.fingerprint
+            if self._projection is None
+            else tuple(map(labels.get, self._projection))
+        )
+        cached = self._cache.get(key)
         if cached is not None:
             return cached
-        evaluation = self._evaluate(alert.labels, trace=False)
+        evaluation = self._evaluate(labels, trace=False)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
-        self._cache[alert.fingerprint] = evaluation
+        self._cache[key] = evaluation
         return evaluation
 
     def explain(self, labels: Mapping[str, str]) -> Evaluation:
@@ -236,6 +247,23 @@ def template_context(decision: Decision, alert: Alert) -> dict[str, Any]:
         "rule": decision.rule,
         "values": dict(alert.values or {}),
     }
+
+
+def _labels_read(ruleset: Ruleset) -> tuple[str, ...] | None:
+    """Every label name `_evaluate` can read (matchers, severity labels, group_by, inhibition's
+    `equal`), sorted; None when a rule groups by all labels, which reads every one."""
+    names: set[str] = set()
+    for rule in (*ruleset.rules, ruleset.default_rule):
+        if GROUP_BY_ALL in rule.group_by:
+            return None
+        names.update(m.name for m in rule.matchers)
+        names.update(rule.group_by)
+        if rule.severity_label is not None:
+            names.add(rule.severity_label)
+    for inhibit in ruleset.inhibit:
+        names.update(m.name for m in (*inhibit.source, *inhibit.target))
+        names.update(inhibit.equal)
+    return tuple(sorted(names))
 
 
 def _decide(rule: CompiledRule, labels: Mapping[str, str]) -> Decision:

@@ -376,6 +376,38 @@ def test_cache_returns_the_same_evaluation(rules: Ruleset) -> None:
     assert first.decisions == rules.explain(labels).decisions
 
 
+@pytest.fixture
+def rules_without_group_by_all(tmp_path: Path) -> Ruleset:
+    path = write_rules(tmp_path)
+    path.write_text(path.read_text().replace("    group_by: ['...']\n", ""))
+    return load_ruleset(path, environ())
+
+
+def test_alerts_differing_only_in_labels_no_rule_reads_share_one_evaluation(
+    rules_without_group_by_all: Ruleset,
+) -> None:
+    rules = rules_without_group_by_all
+    base = {"alertname": "ApiDown", "severity": "critical", "cluster": "eu-1"}
+    first = rules.evaluate(make_alert({**base, "instance": "10.0.0.1:80", "pod": "api-1"}))
+    # Another instance of the alert: no matcher, group_by or severity label reads `instance`.
+    second = rules.evaluate(make_alert({**base, "instance": "10.0.0.2:80"}))
+    assert second is first
+    assert second.decisions == rules.explain({**base, "instance": "10.0.0.2:80"}).decisions
+    # A label the rules read (group_by's cluster, a matcher's env) gets its own evaluation.
+    other_cluster = rules.evaluate(make_alert({**base, "cluster": "us-1"}))
+    assert other_cluster.decisions[0].group_key != first.decisions[0].group_key
+    prod = rules.evaluate(make_alert({**base, "env": "prod"}))
+    assert [d.rule for d in prod.decisions] == ["audit", "critical"]
+    # Without the labels the critical rule reads: the default rule.
+    assert rules.evaluate(make_alert({"alertname": "ApiDown"})).decisions[0].rule == "default"
+
+
+def test_grouping_by_all_labels_keys_the_cache_by_the_whole_label_set(rules: Ruleset) -> None:
+    first = rules.evaluate(make_alert({"alertname": "DiskFull", "instance": "a"}))
+    second = rules.evaluate(make_alert({"alertname": "DiskFull", "instance": "b"}))
+    assert first.decisions[0].group_key != second.decisions[0].group_key
+
+
 def test_cache_is_bounded(rules: Ruleset, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ruleset_module, "_CACHE_LIMIT", 2)
     alerts = [make_alert({"alertname": f"A{n}"}) for n in range(3)]
@@ -384,7 +416,7 @@ def test_cache_is_bounded(rules: Ruleset, monkeypatch: pytest.MonkeyPatch) -> No
     assert len(rules._cache) == 2
     # Full: the cache is cleared before the third evaluation is stored.
     rules.evaluate(alerts[2])
-    assert list(rules._cache) == [alerts[2].fingerprint]
+    assert len(rules._cache) == 1
     # The first alert is evaluated afresh, to an equal result.
     again = rules.evaluate(alerts[0])
     assert again is not first

@@ -465,11 +465,57 @@ def test_cache_refreshes_when_the_clock_goes_back_or_on_invalidate(
 ) -> None:
     cache = ActiveSilences(counting)
     cache.get(NOW)
-    cache.get(NOW - MS)  # the wall clock stepped back: do not trust the copy
+    # A caller that read the clock a little before the copy was read: the copy covers it.
+    cache.get(NOW - 999 * MS)
+    assert counting.reads == 1
+    cache.get(NOW - 1001 * MS)  # the wall clock stepped back further: do not trust the copy
     assert counting.reads == 2
     cache.invalidate()  # e.g. after this process created a silence
     cache.get(NOW)
     assert counting.reads == 3
+
+
+def test_copy_read_just_after_a_silence_ended_still_mutes_an_earlier_caller(
+    counting: CountingStore,
+) -> None:
+    # A webhook reads the clock at NOW; before it looks, another refreshes the copy 300 ms on,
+    # after the silence ended at NOW + 100 ms. The webhook must still be muted.
+    make(counting, end=100 * MS)
+    cache = ActiveSilences(counting)
+    cache.get(NOW + 300 * MS)
+    held = cache.get(NOW)
+    labels = {"alertname": "DiskFull", "cluster": "eu-1"}
+    assert silencing(held, labels, NOW) is not None
+    assert silencing(held, labels, NOW + 300 * MS) is None
+    assert counting.reads == 1
+
+
+class CountingAsyncStore(SilenceStore):
+    async_reads = 0
+
+    async def unexpired_async(self, redis: AsyncRedis, now: datetime) -> list[Silence]:
+        self.async_reads += 1
+        return await super().unexpired_async(redis, now)
+
+
+def test_concurrent_stale_callers_share_one_read(redis: Redis, redis_url: str) -> None:
+    store = CountingAsyncStore(redis, KEYS)
+    first = make(store)
+    cache = ActiveSilences(store)
+
+    async def run() -> list[tuple[Silence, ...]]:
+        client = AsyncRedis.from_url(redis_url)
+        try:
+            # 50 webhooks, each with its own clock reading, find no copy at the same time.
+            return await asyncio.gather(
+                *(cache.get_async(client, NOW + i * MS) for i in range(50))
+            )
+        finally:
+            await client.aclose()
+
+    results = asyncio.run(run())
+    assert results == [(first,)] * 50
+    assert store.async_reads == 1
 
 
 def test_cache_applies_windows_at_the_time_asked_not_the_time_read(
@@ -515,7 +561,10 @@ def test_async_refresh_reads_the_same_silences(redis_url: str, counting: Countin
             await client.aclose()
 
     first, held, forced = asyncio.run(run())
-    assert first == held == (active, pending)
-    assert len(forced) == 3
-    assert forced[:2] == (active, pending)
+    ended_now = counting.get(ended.id)
+    # The copy keeps what ended within its max age (so it also serves callers a little behind
+    # it); `silencing` checks the windows.
+    assert first == held == (ended_now, active, pending)
+    assert len(forced) == 4
+    assert forced[:3] == (ended_now, active, pending)
     assert counting.reads == 0  # the async path never touched the synchronous store

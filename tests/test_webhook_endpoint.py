@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from redis import Redis
+from structlog.testing import capture_logs
 
 from router.app import create_app
 from router.ruleset import Ruleset
@@ -360,3 +361,44 @@ def test_incident_list_filters(client: httpx.Client) -> None:
     assert ids("state=triggered&limit=1") == ["INC-3"]
     assert ids("state=mitigated") == []
     assert client.get("/api/v1/incidents/INC-99").status_code == 404
+
+
+# --- the bare ASGI path's own edges -------------------------------------------------------------
+
+
+def test_other_methods_are_405_with_allow(client: httpx.Client) -> None:
+    response = client.get(AM, headers=BEARER)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST, PUT"
+    assert response.json() == {"error": "use POST"}
+    # PUT is what some proxies and old Grafana versions send: accepted like POST.
+    put = client.put(AM, content=shared("alertmanager_v4_firing.json"), headers=BEARER)
+    assert put.status_code == 202
+
+
+def test_paths_below_an_integration_are_404(client: httpx.Client) -> None:
+    # Only /api/v1/webhooks/<name> is the webhook path; anything deeper is Starlette's 404.
+    for path in (f"{AM}/extra", "/api/v1/webhooks/"):
+        response = client.post(path, content=b"{}", headers=BEARER)
+        assert response.status_code == 404, path
+
+
+def test_an_unexpected_failure_is_a_json_500_and_logged(
+    settings: Settings, ruleset: Ruleset, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug on the hot path must still answer (5xx: the sender retries) and say so in the log.
+    app = create_app(settings, ruleset, queue_depth=lambda: {})
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app.state.services.mutes, "reason", broken)
+    with (
+        capture_logs() as logs,
+        serve_app(app) as url,
+        httpx.Client(base_url=url, timeout=10) as http,
+    ):
+        response = http.post(AM, content=shared("alertmanager_v4_firing.json"), headers=BEARER)
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error"}
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["webhook_failed"]

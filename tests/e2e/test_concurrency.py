@@ -23,7 +23,7 @@ import httpx
 import pytest
 from redis import Redis
 
-from router.app import RETRY_AFTER_SECONDS
+from router.webhook import RETRY_AFTER_SECONDS
 from tests.e2e.helpers import (
     alert_history,
     check_page,
