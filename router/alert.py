@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import orjson
+import msgspec
 
 
 class AlertStatus(StrEnum):
@@ -31,8 +30,7 @@ class Source(StrEnum):
     GRAFANA_LEGACY = "grafana_legacy"
 
 
-@dataclass(frozen=True, slots=True)
-class Links:
+class Links(msgspec.Struct, frozen=True, omit_defaults=True):
     """Backlinks a responder clicks; every one is optional and opaque (never parsed)."""
 
     generator: str = ""
@@ -42,8 +40,10 @@ class Links:
     image: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Alert:
+# A msgspec Struct rather than a dataclass: the receiver builds and serializes one per alert
+# received, and a Struct is several times cheaper at both (measured: building and storing an
+# alert went from about 13 to 6 µs).
+class Alert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     source: Source
     integration: str
     status: AlertStatus
@@ -54,7 +54,7 @@ class Alert:
     ends_at: datetime | None
     fingerprint: str
     upstream_fingerprint: str = ""
-    links: Links = field(default_factory=Links)
+    links: Links = Links()
     # Grafana's evaluated values by refId (`values`), None when the sender had none.
     values: Mapping[str, float] | None = None
     value_string: str = ""
@@ -80,40 +80,24 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
 
 
-def to_record(alert: Alert) -> dict[str, object]:
-    """The JSON-ready form stored with an incident and shown by the API."""
-    record: dict[str, object] = {
-        "status": alert.status.value,
-        "labels": dict(alert.labels),
-        "annotations": dict(alert.annotations),
-        "starts_at": alert.starts_at.isoformat(),
-        "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
-        "fingerprint": alert.fingerprint,
-        "source": alert.source.value,
-        "integration": alert.integration,
-    }
-    if alert.upstream_fingerprint:
-        record["upstream_fingerprint"] = alert.upstream_fingerprint
-    links = {name: getattr(alert.links, name) for name in Links.__slots__}
-    if any(links.values()):
-        record["links"] = {name: url for name, url in links.items() if url}
-    if alert.values is not None:
-        record["values"] = dict(alert.values)
-    if alert.value_string:
-        record["value_string"] = alert.value_string
-    if alert.is_test:
-        record["is_test"] = True
-    return record
+_RECORD = msgspec.json.Encoder()
 
 
 def record_json(alert: Alert) -> bytes:
-    """`to_record(alert)` as compact JSON. It runs for every alert of every webhook, so it uses
-    orjson (about ten times faster than the standard library for these small objects)."""
-    return orjson.dumps(to_record(alert))
+    """The JSON record stored with an incident and shown by the API: every field by name, times
+    in RFC 3339 UTC, fields still at their defaults (no links, no values, not a test) left out."""
+    return _RECORD.encode(alert)
+
+
+def to_record(alert: Alert) -> dict[str, Any]:
+    """`record_json` as a JSON-ready dict."""
+    record: dict[str, Any] = msgspec.to_builtins(alert)
+    return record
 
 
 def from_record(record: Mapping[str, Any]) -> Alert:
-    """Inverse of `to_record`, for records we wrote ourselves."""
+    """Inverse of `to_record`, for records we wrote ourselves (also those written before
+    times were stored with a `Z`, or with every link key)."""
     ends_at = record.get("ends_at")
     return Alert(
         source=Source(record["source"]),

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -52,8 +52,8 @@ async def explain_endpoint(request: Request) -> Response:
     if raw is None:
         return _error(413, f"body larger than the {limit}-byte limit (SEVROUTER_MAX_BODY_BYTES)")
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        body = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return _error(400, "body is not JSON", field="")
     if not isinstance(body, dict):
         return _error(400, 'body must be a JSON object: {"labels": {...}} or {"payload": ...}')
@@ -102,7 +102,7 @@ def _alerts(ruleset: Ruleset, body: dict[str, Any], now: datetime) -> tuple[date
             f"integration must be one of {integration_choices(ruleset)}", "integration"
         )
     try:
-        alerts = parse(kind, orjson.dumps(body["payload"]), integration=integration, now=at)
+        alerts = parse(kind, msgspec.json.encode(body["payload"]), integration=integration, now=at)
     except PayloadError as exc:
         field = f"payload.{exc.field}" if exc.field else "payload"
         raise PayloadError(f"not a valid {kind} payload: {exc.message}", field) from None

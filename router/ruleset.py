@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import orjson
+import msgspec
 
 from router.alert import Alert
 from router.channelschema import SECRET_FIELDS, ChannelConfig
@@ -113,7 +113,8 @@ class CompiledRule:
 
     def group_key(self, labels: Mapping[str, str]) -> str:
         names = sorted(labels) if self.group_by == (GROUP_BY_ALL,) else self.group_by
-        inner = ",".join(f"{name}={orjson.dumps(labels.get(name, '')).decode()}" for name in names)
+        encode = msgspec.json.encode  # JSON-quoted values: no label value can forge a separator
+        inner = ",".join(f"{name}={encode(labels.get(name, '')).decode()}" for name in names)
         return f"{self.name}:{{{inner}}}"
 
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
+import msgspec
 import structlog
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
@@ -212,7 +212,7 @@ def _too_large(limit: int) -> _AnswerError:
 
 
 async def _respond(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-    payload = orjson.dumps(body)
+    payload = msgspec.json.encode(body)
     raw_headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),

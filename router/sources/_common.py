@@ -85,11 +85,12 @@ def lifecycle(
     return AlertStatus.FIRING, starts_at, None
 
 
-def clean_map(raw: Mapping[str, str] | None, field: str, what: str) -> dict[str, str]:
+def clean_map(raw: Mapping[str, str] | None, field: str, what: str) -> Mapping[str, str]:
     """Labels or annotations without empty values; `what` names an entry in the error message.
 
     Alertmanager treats an empty label value as an absent label, so dropping it keeps our
-    fingerprint equal for `{a="", b="x"}` and `{b="x"}`. An empty name is a sender bug.
+    fingerprint equal for `{a="", b="x"}` and `{b="x"}`. An empty name is a sender bug. A clean
+    map is returned as it is (not copied): it comes from a wire model used once and dropped.
     """
     if not raw:
         return {}
@@ -97,7 +98,7 @@ def clean_map(raw: Mapping[str, str] | None, field: str, what: str) -> dict[str,
         raise PayloadError(f"{what} name must not be empty", field)
     if "" in raw.values():
         return {name: value for name, value in raw.items() if value}
-    return dict(raw)
+    return raw
 
 
 def within(error: PayloadError, prefix: str) -> PayloadError:

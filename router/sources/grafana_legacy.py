@@ -76,7 +76,7 @@ def to_alerts(body: LegacyFields, *, integration: str, now: datetime) -> list[Al
         raise PayloadError("must not be empty", "ruleName")
     if body.state is None:
         raise PayloadError("field required", "state")
-    labels = clean_map(body.tags, "tags", "tag")
+    labels = dict(clean_map(body.tags, "tags", "tag"))  # a copy: we add to it
     labels["alertname"] = body.rule_name
     resolved = body.state == "ok"
     if not resolved and body.state != "alerting":

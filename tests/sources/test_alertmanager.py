@@ -8,11 +8,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from router.alert import Alert, AlertStatus, Links, Source, fingerprint
 from router.errors import PayloadError
-from router.sources import SourceKind, parse
+from router.sources import SourceKind, alertmanager, parse
+from router.sources._wire import load
+from tests.sources.conftest import variants
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 ZERO = "0001-01-01T00:00:00Z"
@@ -646,3 +649,68 @@ def test_now_in_another_zone_is_converted() -> None:
 def test_source_kind_values() -> None:
     # Rule files name kinds by these strings.
     assert [kind.value for kind in SourceKind] == ["alertmanager", "grafana"]
+
+
+# --- the two readers (msgspec for every body, pydantic for the error) agree ----------------------
+# A body msgspec accepts must read the same through pydantic; one it refuses is read by pydantic,
+# whose answer (usually the error, rarely the alerts) is final, so refusing more is safe.
+
+WIRE_FIELDS = ("starts_at", "status", "labels", "annotations", "ends_at", "generator_url")
+
+
+def _read_both(body: bytes) -> tuple[object, object]:
+    """What each reader makes of `body`: a comparable tuple, or "refused"."""
+    try:
+        fast = alertmanager._DECODER.decode(body)
+        fast_seen: object = (
+            "refused"
+            if fast.version != "4"
+            else (fast.group_key, [tuple(getattr(a, f) for f in WIRE_FIELDS) for a in fast.alerts])
+        )
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        fast_seen = "refused"
+    try:
+        slow = load(alertmanager._Message, body)
+        slow_seen: object = (
+            slow.group_key,
+            [tuple(getattr(a, f) for f in WIRE_FIELDS) for a in slow.alerts],
+        )
+    except PayloadError:
+        slow_seen = "refused"
+    return fast_seen, slow_seen
+
+
+ODD_BODIES = [
+    b'{"version":"4","alerts":[{"startsAt":"x","labels":{"a":"1","a":"2"}}]}',  # duplicate keys
+    b'{"version":"4","version":"5","alerts":[]}',
+    b'{"version":"5","version":"4","alerts":[]}',
+    b'{"version":"4","alerts":[{"startsAt":"x","labels":{"a":"\\udcff"}}]}',  # lone surrogate
+    b'{"version":"4","alerts":[{"startsAt":"x","labels":{"a":"\xff"}}]}',  # invalid UTF-8
+    b'{"version":"4","alerts":[],"junk":NaN}',
+    b'{"version":"4","alerts":[],"junk":1e999}',
+    b'{"version":"4","alerts":[],"junk":123456789012345678901234567890}',
+    b'{"version":"4","alerts":[{"startsAt":"x","status":null,"labels":null}]}',
+    b'{"version":"4","alerts":[{"startsAt":"x","generatorURL":null}]}',
+    b'{"version":"4","alerts":[]} ',
+    b'\xef\xbb\xbf{"version":"4","alerts":[]}',  # UTF-8 byte order mark
+    b'{"version":"4","alerts":[],"junk":' + b"[" * 2000 + b"]" * 2000 + b"}",
+]
+
+
+@pytest.mark.parametrize("body", ODD_BODIES, ids=range(len(ODD_BODIES)))
+def test_readers_agree_on_odd_bodies(body: bytes) -> None:
+    fast, slow = _read_both(body)
+    assert fast in ("refused", slow)
+
+
+def test_readers_agree_on_every_mangled_capture(payload: Callable[[str], bytes]) -> None:
+    tried = accepted = 0
+    for name in AM_CAPTURES:
+        for variant, _ in variants(payload(name)):
+            fast, slow = _read_both(variant)
+            assert fast in ("refused", slow), variant
+            tried += 1
+            accepted += fast != "refused"
+    # Both outcomes were exercised, many times.
+    assert tried > 5000
+    assert accepted > 500
