@@ -31,7 +31,7 @@ from redis import Redis
 
 import router.api_actions
 import router.api_workflow
-import router.app
+import router.webhook
 from router.keys import Keys, text
 from router.ruleset import Ruleset
 from router.settings import Settings
@@ -80,7 +80,7 @@ class _ReceiverDatetime(datetime):
 def share_clock(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> None:
     """Make the receiver served in this process read `clock`, like the worker does."""
     receiver_time = _ReceiverTime(clock)
-    for module in (router.app, router.api_actions, router.api_workflow):
+    for module in (router.webhook, router.api_actions, router.api_workflow):
         monkeypatch.setattr(module, "time", receiver_time)
     monkeypatch.setattr(_ReceiverDatetime, "clock", clock, raising=False)
     monkeypatch.setattr(router.api_workflow, "datetime", _ReceiverDatetime)
