@@ -20,7 +20,6 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from router.alert import Alert, record_json
-from router.keys import group_hash
 from router.ruleset import Decision
 
 _SCRIPT = files("router").joinpath("ingest.lua").read_text(encoding="utf-8")
@@ -146,7 +145,7 @@ class Deduper:
         groups: dict[str, str] = {}
         for item in routed:
             alert, decision = item.alert, item.decision
-            gh = group_hash(decision.group_key)
+            gh = decision.group_hash
             groups[gh] = decision.group_key
             metas.append(
                 f"{alert.fingerprint}\t{gh}\t{alert.status.value}\t{decision.severity.value}"

@@ -120,7 +120,7 @@ class IncidentStore:
             return None
         alerts = (
             sorted(
-                (json.loads(raw) for raw in replies[2]),
+                (member_record(raw) for raw in replies[2]),
                 key=lambda a: (a["starts_at"], a["fingerprint"]),
             )
             if full
@@ -164,7 +164,7 @@ class IncidentStore:
 
     def alert_record(self, incident_id: str, fingerprint: str) -> dict[str, Any] | None:
         raw = self._redis.hget(self._keys.incident_alerts(incident_id), fingerprint)
-        return json.loads(raw) if raw else None
+        return member_record(raw) if raw else None
 
     def set_fields_once(self, incident_id: str, fields: Mapping[str, str]) -> None:
         """Set fields that are written once (title, summary) without overwriting a value."""
@@ -184,6 +184,16 @@ class IncidentStore:
 
 def from_ms(value: str) -> datetime:
     return datetime.fromtimestamp(int(value) / 1000, UTC)
+
+
+def member_record(raw: bytes | str) -> dict[str, Any]:
+    """A member alert's stored record (`router.alert.record_json`) as the API shows it: times in
+    the same `+00:00` form as every other time the API gives (the store writes `Z`)."""
+    record: dict[str, Any] = json.loads(raw)
+    for name in ("starts_at", "ends_at"):
+        if record.get(name):
+            record[name] = datetime.fromisoformat(record[name]).isoformat()
+    return record
 
 
 def _incident(

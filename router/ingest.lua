@@ -46,7 +46,16 @@ local function split(text, separator)
 end
 
 local lines = split(ARGV[5], '\n')
-local records = split(ARGV[6], '\030')
+-- The current alert's record is located as the main loop reaches it, but cut out of ARGV[6]
+-- only when stored: duplicates, the common case, never copy theirs.
+local records, record_first, record_last = ARGV[6], 1, -1
+local function next_record()
+  record_first = record_last + 2
+  record_last = (string.find(records, '\030', record_first, true) or (#records + 1)) - 1
+end
+local function current_record()
+  return string.sub(records, record_first, record_last)
+end
 local count = #lines
 
 local out = {}
@@ -93,7 +102,7 @@ end
 -- gh -> {incident, ikey, severity}
 local open_groups = {}
 
-local function firing(fp, gh, gk, severity, team, rule, blob, akey, refire)
+local function firing(fp, gh, gk, severity, team, rule, akey, refire)
   local known = open_groups[gh]
   local gkey = p .. ':group:' .. gh
   local incident, ikey, state
@@ -126,7 +135,7 @@ local function firing(fp, gh, gk, severity, team, rule, blob, akey, refire)
     redis.call('ZADD', p .. ':incidents', now, incident)
   end
   redis.call('SADD', ikey .. ':firing', fp)
-  redis.call('HSET', ikey .. ':alerts', fp, blob)
+  redis.call('HSET', ikey .. ':alerts', fp, current_record())
   redis.call('HSET', akey, 's', 'firing', 'i', incident)
   local current = severity
   if outcome ~= 'opened' then
@@ -145,11 +154,11 @@ local function firing(fp, gh, gk, severity, team, rule, blob, akey, refire)
   return outcome, incident
 end
 
-local function resolved(fp, gh, incident, blob, akey)
+local function resolved(fp, gh, incident, akey)
   local ikey = p .. ':incident:' .. incident
   redis.call('HSET', akey, 's', 'resolved')
   redis.call('SREM', ikey .. ':firing', fp)
-  redis.call('HSET', ikey .. ':alerts', fp, blob)
+  redis.call('HSET', ikey .. ':alerts', fp, current_record())
   emit(incident, {k = 'resolved', fp = fp})
   if redis.call('HGET', akey, 'fl') == '1' then
     -- Flapping: keep the incident open; the worker mitigates it once the alert stays quiet.
@@ -207,7 +216,8 @@ end
 
 for i = 0, count - 1 do
   local fp, gh, status, severity, team, rule, mute, _, targets = unpack(metas[i])
-  local gk, blob = group_keys[gh], records[i + 1]
+  local gk = group_keys[gh]
+  next_record()
   local akey = p .. ':alert:' .. gh .. ':' .. fp
   local previous = redis.call('HMGET', akey, 's', 'i', 'm')
   local prev_status, prev_incident = previous[1], previous[2]
@@ -224,12 +234,12 @@ for i = 0, count - 1 do
       redis.call('HSET', akey, 's', 'muted', 'm', mute)
       outcome, incident = 'muted', mute
     else
-      outcome, incident = firing(fp, gh, gk, severity, team, rule, blob, akey,
+      outcome, incident = firing(fp, gh, gk, severity, team, rule, akey,
         prev_status == 'resolved')
     end
   elseif prev_status == 'firing' then
     incident = prev_incident
-    outcome = resolved(fp, gh, incident, blob, akey)
+    outcome = resolved(fp, gh, incident, akey)
   elseif prev_status == 'muted' then
     redis.call('HSET', akey, 's', 'resolved')
     outcome, incident = 'muted', previous[3] or ''

@@ -262,6 +262,9 @@ class CompiledWindows:
         now = _utc(at, "at")
         return [w.config for w in self._windows if _is_active(w.timing, now)]
 
+    def __len__(self) -> int:
+        return len(self._windows)
+
     def covering(self, labels: Mapping[str, str], at: datetime) -> MaintenanceWindow | None:
         """The first window (config order) active at `at` whose matchers all match `labels`."""
         if not self._windows:

@@ -20,6 +20,7 @@ import msgspec
 from router.alert import Alert
 from router.channelschema import SECRET_FIELDS, ChannelConfig
 from router.errors import ConfigError
+from router.keys import group_hash
 from router.maintenance import CompiledWindows
 from router.matchers import Matcher, MatcherError, matches_all, parse_matchers
 from router.oncallschema import Person, Schedule
@@ -54,6 +55,11 @@ class Decision:
     severity: Severity
     team: str
     group_key: str
+    # Derived from group_key, once: decisions are cached, and every alert received needs it.
+    group_hash: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group_hash", group_hash(self.group_key))
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,6 +116,8 @@ async def _receive(services: Services, name: str, scope: Scope, receive: Receive
     receipt = Receipt(alerts=len(alerts))
     routed: list[Routed] = []
     firing = 0
+    # Usually nothing is silenced and no window is defined: then no alert needs the question.
+    may_mute = bool(silences) or len(ruleset.windows) > 0
     for alert in alerts:
         firing += alert.status is AlertStatus.FIRING
         if alert.is_test:
@@ -127,7 +129,7 @@ async def _receive(services: Services, name: str, scope: Scope, receive: Receive
         if evaluation.dropped_by is not None:
             receipt.dropped += 1
             continue
-        mute = services.mutes.reason(alert, at, silences)
+        mute = services.mutes.reason(alert, at, silences) if may_mute else ""
         routed.extend(
             Routed(alert, d, mute, evaluation.inhibit_sources, evaluation.inhibit_targets)
             for d in evaluation.decisions
@@ -144,13 +146,7 @@ async def _receive(services: Services, name: str, scope: Scope, receive: Receive
     except RedisError as exc:
         raise _unavailable(name, exc) from None
     summarize(receipt, results)
-    resolved_silences = {
-        reason.removeprefix("silence:")
-        for (outcome, reason), item in zip(results, routed, strict=True)
-        if outcome is Outcome.MUTED
-        and reason.startswith("silence:")
-        and item.alert.status is AlertStatus.RESOLVED
-    }
+    resolved_silences = _resolved_silences(results, routed) if silences else set()
     if resolved_silences:
         # "Expire when its alerts resolve": the silence ends with the first resolve it muted.
         await run_in_threadpool(_expire_resolved, services, resolved_silences, at)
@@ -162,6 +158,17 @@ async def _receive(services: Services, name: str, scope: Scope, receive: Receive
     if receipt.opened:
         log.info("incidents_opened", integration=name, incidents=receipt.opened)
     return receipt.as_json()
+
+
+def _resolved_silences(results: list[tuple[Outcome, str]], routed: list[Routed]) -> set[str]:
+    """The silences that muted an alert which has now resolved."""
+    return {
+        reason.removeprefix("silence:")
+        for (outcome, reason), item in zip(results, routed, strict=True)
+        if outcome is Outcome.MUTED
+        and reason.startswith("silence:")
+        and item.alert.status is AlertStatus.RESOLVED
+    }
 
 
 def _expire_resolved(services: Services, silence_ids: set[str], at: datetime) -> None:

@@ -392,7 +392,7 @@ def test_an_unexpected_failure_is_a_json_500_and_logged(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(app.state.services.mutes, "reason", broken)
+    monkeypatch.setattr(app.state.services.deduper, "ingest", broken)
     with (
         capture_logs() as logs,
         serve_app(app) as url,
