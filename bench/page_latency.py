@@ -604,6 +604,8 @@ def job_times(redis_url: str) -> JobTimes:
             name, args = job.func_name, job.args
         except Exception:  # noqa: BLE001, S112 - a job we cannot decode is left out, no more
             continue
+        if name is None:
+            continue
         if name.endswith("process_events"):
             incident, prefix = str(args[0]), "events"
         elif name.endswith("deliver_page"):

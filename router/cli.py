@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,6 +87,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     depth = queue_depth(connect(settings.redis_url), Keys(settings.key_prefix), settings.queue_name)
     app = create_app(settings, ruleset, queue_depth=depth)
+    # What exists now (modules, rules, compiled templates) lives as long as the process: frozen,
+    # the collector's full passes skip it instead of walking it all again under load.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         app,
         host=args.host,

@@ -507,9 +507,7 @@ def test_concurrent_stale_callers_share_one_read(redis: Redis, redis_url: str) -
         client = AsyncRedis.from_url(redis_url)
         try:
             # 50 webhooks, each with its own clock reading, find no copy at the same time.
-            return await asyncio.gather(
-                *(cache.get_async(client, NOW + i * MS) for i in range(50))
-            )
+            return await asyncio.gather(*(cache.get_async(client, NOW + i * MS) for i in range(50)))
         finally:
             await client.aclose()
 
