@@ -72,7 +72,8 @@ def lifecycle(
 
     Without a status (very old senders) an alert is resolved iff its endsAt is set and not in the
     future. A firing alert never carries an end; a resolved one always does (`now` if the sender
-    gave none). A zero startsAt means the sender did not know: we say `now`.
+    gave none). A zero startsAt means the sender did not know: we say `now`. Where it fills in a
+    time, it returns the `now` object itself, so a caller can tell (`is now`) that it did.
     """
     starts_at = parse_time(starts_raw, "startsAt") or now
     ends_at = None if ends_raw is None else parse_time(ends_raw, "endsAt")

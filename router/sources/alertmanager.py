@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 from router.alert import Alert, Links, Source, fingerprint
 from router.errors import PayloadError
 from router.sources._common import clean_map, is_test_group_key, lifecycle, within
+from router.sources._recent import RecentBodies
 from router.sources._wire import WireAlert, WireModel, load, quote
 
 
@@ -80,22 +81,38 @@ def _read(body: bytes) -> _FastMessage | _Message:
     return message
 
 
+# Most bodies are re-sends of one parsed moments ago (see `_recent`).
+_RECENT = RecentBodies()
+
+
 def parse(body: bytes, *, integration: str, now: datetime) -> list[Alert]:
     """Every alert of an Alertmanager notification, in the order sent."""
+    recent = _RECENT.get(integration, body)
+    if recent is not None:
+        return recent
     message = _read(body)
     is_test = is_test_group_key(message.group_key)
     # Alerts of one rule share a generatorURL, and `Links` is frozen: build each once per body.
     links: dict[str, Links] = {}
     alerts = []
+    # Whether the result holds for any `now`: the sender gave every status, and `lifecycle` did
+    # not fill in `now` (it returns that very object) for a missing time.
+    timeless = True
     wires: Sequence[_FastAlert | WireAlert] = message.alerts
     for index, wire in enumerate(wires):
         link = links.get(wire.generator_url)
         if link is None:
             link = links[wire.generator_url] = Links(generator=wire.generator_url)
         try:
-            alerts.append(_alert(wire, link, integration=integration, now=now, is_test=is_test))
+            alert = _alert(wire, link, integration=integration, now=now, is_test=is_test)
         except PayloadError as exc:
             raise within(exc, f"alerts.{index}") from None
+        alerts.append(alert)
+        timeless = timeless and not (
+            wire.status is None or alert.starts_at is now or alert.ends_at is now
+        )
+    if timeless:
+        _RECENT.put(integration, body, alerts)
     return alerts
 
 

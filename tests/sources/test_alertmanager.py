@@ -14,6 +14,7 @@ import pytest
 from router.alert import Alert, AlertStatus, Links, Source, fingerprint
 from router.errors import PayloadError
 from router.sources import SourceKind, alertmanager, parse
+from router.sources._recent import RecentBodies
 from router.sources._wire import load
 from tests.sources.conftest import variants
 
@@ -714,3 +715,50 @@ def test_readers_agree_on_every_mangled_capture(payload: Callable[[str], bytes])
     # Both outcomes were exercised, many times.
     assert tried > 5000
     assert accepted > 500
+
+
+# --- re-sent bodies ------------------------------------------------------------------------------
+# Alertmanager re-sends unchanged notifications; a body parsed moments ago is served from memory,
+# unless its result depended on the clock.
+
+LATER = NOW + timedelta(hours=1)
+
+
+def test_a_resent_body_is_served_from_memory() -> None:
+    body = am_body(am_alert(), am_alert(labels={"alertname": "B"}), groupKey='{}:{a="resend"}')
+    first = parse_am(body)
+    again = parse(SourceKind.ALERTMANAGER, body, integration="prom", now=LATER)
+    assert again == first
+    assert all(a is b for a, b in zip(again, first, strict=True))  # not parsed again
+    # Another integration, same bytes: its own alerts (the integration is part of each alert).
+    other = parse(SourceKind.ALERTMANAGER, body, integration="other", now=NOW)
+    assert [a.integration for a in other] == ["other", "other"]
+
+
+@pytest.mark.parametrize(
+    "alert",
+    [
+        pytest.param(am_alert(startsAt=ZERO), id="zero-startsAt-means-now"),
+        pytest.param(am_alert(status="resolved", endsAt=ZERO), id="resolved-without-end"),
+        pytest.param(am_alert(status=OMIT, endsAt="2024-06-01T12:30:00Z"), id="no-status"),
+    ],
+)
+def test_a_body_whose_alerts_read_the_clock_is_parsed_again(alert: dict[str, Any]) -> None:
+    body = am_body(alert, groupKey='{}:{a="clock"}')
+    first = parse_am(body)
+    later = parse(SourceKind.ALERTMANAGER, body, integration="prom", now=LATER)
+    assert later[0] is not first[0]
+    assert later != first  # a time filled in, or a status derived, from the later clock
+
+
+def test_recent_bodies_are_bounded_by_size() -> None:
+    recent = RecentBodies(max_bytes=100)
+    alerts = parse_am(am_body())
+    for n in range(5):
+        recent.put("prom", b"x" * 30 + bytes([n]), alerts)
+    # 31 bytes each: the three newest fit in 100.
+    assert len(recent) == 3
+    assert recent.get("prom", b"x" * 30 + bytes([0])) is None
+    assert recent.get("prom", b"x" * 30 + bytes([4])) == alerts
+    recent.put("prom", b"y" * 101, alerts)  # larger than the whole bound: never held
+    assert recent.get("prom", b"y" * 101) is None
