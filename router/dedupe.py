@@ -9,7 +9,6 @@ receiver answers as soon as this one call has succeeded.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -61,23 +60,25 @@ class Receipt:
     """What a webhook changed; the body of the 202 answer."""
 
     alerts: int = 0
-    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    # Plain dicts, not Counters: one receipt per webhook, and Counter's constructor is not free.
+    outcomes: dict[Outcome, int] = field(default_factory=dict)
     opened: list[str] = field(default_factory=list)
     touched: list[str] = field(default_factory=list)
     dropped: int = 0
     tests: int = 0
     # mute reason -> alerts (silence:<id>, maintenance:<name>, inhibited)
-    muted: Counter[str] = field(default_factory=Counter)
+    muted: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
+        outcomes = self.outcomes
         return {
             "status": "accepted",
             "alerts": self.alerts,
-            "duplicates": self.outcomes[Outcome.DUPLICATE] + self.outcomes[Outcome.IGNORED],
+            "duplicates": outcomes.get(Outcome.DUPLICATE, 0) + outcomes.get(Outcome.IGNORED, 0),
             "dropped": self.dropped,
-            "muted": dict(self.muted),
+            "muted": self.muted,
             "tests": self.tests,
-            "outcomes": {o.value: n for o, n in sorted(self.outcomes.items())},
+            "outcomes": {o.value: n for o, n in sorted(outcomes.items())},
             "incidents": {"opened": self.opened, "touched": self.touched},
         }
 
@@ -251,10 +252,11 @@ def _results(reply: bytes | str) -> list[tuple[Outcome, str]]:
 
 def summarize(receipt: Receipt, results: Sequence[tuple[Outcome, str]]) -> Receipt:
     """Fold per-alert outcomes into the receipt (incident ids listed once each)."""
+    outcomes, muted = receipt.outcomes, receipt.muted
     for outcome, incident in results:
-        receipt.outcomes[outcome] += 1
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if outcome is Outcome.MUTED:
-            receipt.muted[incident] += 1
+            muted[incident] = muted.get(incident, 0) + 1
             continue
         if outcome is Outcome.OPENED and incident not in receipt.opened:
             receipt.opened.append(incident)
