@@ -49,8 +49,9 @@ class _Message(WireModel):
         return version
 
 
-class _FastAlert(msgspec.Struct, frozen=True):
-    """`WireAlert` for msgspec: same fields, same types, same strictness."""
+class _FastAlert(msgspec.Struct, frozen=True, gc=False):
+    """`WireAlert` for msgspec: same fields, same types, same strictness. Untracked by the
+    garbage collector, like `Alert` (strings and str -> str maps only)."""
 
     starts_at: str = msgspec.field(name="startsAt")
     status: Literal["firing", "resolved"] | None = None
@@ -61,7 +62,7 @@ class _FastAlert(msgspec.Struct, frozen=True):
     fingerprint: str = ""
 
 
-class _FastMessage(msgspec.Struct, frozen=True):
+class _FastMessage(msgspec.Struct, frozen=True, gc=False):
     version: str
     alerts: list[_FastAlert]
     group_key: str = msgspec.field(default="", name="groupKey")
