@@ -91,15 +91,9 @@ def record_json(alert: Alert) -> bytes:
     return _RECORD.encode(alert)
 
 
-def to_record(alert: Alert) -> dict[str, Any]:
-    """`record_json` as a JSON-ready dict."""
-    record: dict[str, Any] = msgspec.to_builtins(alert)
-    return record
-
-
 def from_record(record: Mapping[str, Any]) -> Alert:
-    """Inverse of `to_record`, for records we wrote ourselves (also those written before
-    times were stored with a `Z`, or with every link key)."""
+    """Inverse of `record_json` (decoded), for records we wrote ourselves; also reads those
+    written before times were stored with a `Z`, or with every link key."""
     ends_at = record.get("ends_at")
     return Alert(
         source=Source(record["source"]),

@@ -53,7 +53,7 @@ async def explain_endpoint(request: Request) -> Response:
         return _error(413, f"body larger than the {limit}-byte limit (SEVROUTER_MAX_BODY_BYTES)")
     try:
         body = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return _error(400, "body is not JSON", field="")
     if not isinstance(body, dict):
         return _error(400, 'body must be a JSON object: {"labels": {...}} or {"payload": ...}')
@@ -65,7 +65,8 @@ async def explain_endpoint(request: Request) -> Response:
     # What only this receiver knows: the silences in force, and whether an inhibition's source
     # fires right now.
     services = request.app.state.services
-    silences = await services.silence_cache.get_async(services.redis, at)
+    # Read for `at` itself (any time the caller chose), not through the webhooks' copy.
+    silences = await services.silences.unexpired_async(services.redis, at)
     for alert, entry in zip(alerts, report["alerts"], strict=True):
         entry["silences"] = [s.id for s in silences if s.is_active(at) and s.matches(alert.labels)]
         for inhibition in entry["inhibitions"]:

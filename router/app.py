@@ -45,7 +45,8 @@ from router.redisconn import connect, connect_async
 from router.reload import Rules
 from router.ruleset import Ruleset
 from router.settings import Settings
-from router.silences import ActiveSilences, SilenceStore
+from router.silencecache import ActiveSilences
+from router.silences import SilenceStore
 
 log = structlog.get_logger(__name__)
 
@@ -67,13 +68,6 @@ class Services:
     silence_cache: ActiveSilences
     rules: Rules
     registry: CollectorRegistry
-
-
-def error(
-    status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    """The JSON error body every endpoint uses: {"error": message, ...extra}."""
-    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
 async def healthz(request: Request) -> Response:
@@ -183,9 +177,9 @@ def create_app(
 
 
 class ReceiverApp(Starlette):
-    """Starlette, with the webhook path handed to `router.webhook` before the middleware stack
-    and router (which cost about a third of a one-alert webhook). Everything else, including
-    webhook paths that name no integration (404), goes through Starlette as usual."""
+    """Starlette, with `/api/v1/webhooks/<name>` (and `<name>/`) handed to `router.webhook`
+    before the middleware stack and router, which cost about a third of a one-alert webhook.
+    Every other path, including deeper ones under the webhook prefix, goes through Starlette."""
 
     def __init__(self, services: Services, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -194,14 +188,23 @@ class ReceiverApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path: str = scope["path"]
-            root = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root) :]
-            if path.startswith(webhook.PATH_PREFIX):
-                name = path[len(webhook.PATH_PREFIX) :]
-                if name and "/" not in name:
-                    scope["app"] = self
-                    await webhook.handle(self.services, name, scope, receive, send)
-                    return
+            name = _webhook_name(scope)
+            if name:
+                await webhook.handle(self.services, name, scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
+
+
+def _webhook_name(scope: Scope) -> str:
+    """The integration a request's path names under the webhook prefix, or ''."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    # As Starlette's routing does: the root path counts only as a whole path segment.
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        path = path[len(root) :]
+    if not path.startswith(webhook.PATH_PREFIX):
+        return ""
+    name = path[len(webhook.PATH_PREFIX) :]
+    # A trailing slash is tolerated (Starlette used to redirect it, and Alertmanager follows).
+    name = name.removesuffix("/")
+    return "" if "/" in name else name

@@ -88,7 +88,7 @@ class AlertView:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> AlertView:
-        """From the JSON record `router.alert.to_record` stores with the incident."""
+        """From the JSON record `router.alert.record_json` stores with the incident."""
         return cls(
             labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
             annotations={str(k): str(v) for k, v in (record.get("annotations") or {}).items()},

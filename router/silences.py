@@ -25,7 +25,6 @@ timezone-aware datetimes, kept to the millisecond.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import json
 import re
@@ -51,7 +50,6 @@ __all__ = [
     "MAX_COMMENT",
     "MAX_DURATION",
     "MAX_MATCHERS",
-    "ActiveSilences",
     "Silence",
     "SilenceError",
     "SilenceState",
@@ -373,72 +371,3 @@ class SilenceStore:
         script = redis.register_script(_READ)
         reply = await script(keys=self._read_keys(), args=self._read_args(_ms(now)))
         return _decode_all(reply)
-
-
-class ActiveSilences:
-    """The unexpired silences, held in memory for the receiver's hot path.
-
-    `get(now)` / `get_async(redis, now)` answer from memory while the copy is younger than
-    `max_age` (1 s) and refresh it otherwise, so silences created or expired elsewhere apply
-    within a second; `invalidate()` forces the next call to refresh (after a local write). The
-    copy holds pending silences too, and those that ended up to `max_age` before the read, and
-    `silencing` checks each one's window against the `now` it is given: a copy read at T is
-    exact for any `now` from T - max_age on, so starts and ends are exact and only writes lag.
-    That matters under load, where a webhook that read the clock just before another refreshed
-    the copy must not refresh it again. A clock that went back further also refreshes.
-
-    Concurrent `get_async` calls that find the copy stale share one read, instead of each
-    sending its own (at a few thousand webhooks a second that herd was a third of the load).
-    `get` uses the store's synchronous client, for workers and threads.
-    """
-
-    def __init__(self, store: SilenceStore, *, max_age: timedelta = timedelta(seconds=1)) -> None:
-        self._store = store
-        self._max_age = max_age
-        # One tuple, swapped whole, so concurrent readers never see a torn (time, list) pair.
-        self._snapshot: tuple[datetime, tuple[Silence, ...]] | None = None
-        self._reading: asyncio.Task[tuple[Silence, ...]] | None = None
-
-    def _fresh(self, now: datetime) -> tuple[Silence, ...] | None:
-        """The held silences if the copy covers `now`, else None."""
-        snapshot = self._snapshot
-        if snapshot is not None and -self._max_age <= now - snapshot[0] < self._max_age:
-            return snapshot[1]
-        return None
-
-    def get(self, now: datetime) -> tuple[Silence, ...]:
-        held = self._fresh(now)
-        return held if held is not None else self.refresh(now)
-
-    async def get_async(self, redis: AsyncRedis, now: datetime) -> tuple[Silence, ...]:
-        held = self._fresh(now)
-        if held is not None:
-            return held
-        reading = self._reading
-        if reading is None or reading.get_loop() is not asyncio.get_running_loop():
-            reading = asyncio.ensure_future(self.refresh_async(redis, now))
-            self._reading = reading
-            reading.add_done_callback(self._read_done)
-        # Shielded: one caller giving up (its request cancelled) must not cancel the others'.
-        return await asyncio.shield(reading)
-
-    def _read_done(self, reading: asyncio.Task[tuple[Silence, ...]]) -> None:
-        if self._reading is reading:
-            self._reading = None
-        if not reading.cancelled():
-            reading.exception()  # a failed read is the callers' error; retrieved here too
-
-    def refresh(self, now: datetime) -> tuple[Silence, ...]:
-        """Reload from Redis now (synchronous client)."""
-        silences = tuple(self._store.list(now - self._max_age))
-        self._snapshot = (now, silences)
-        return silences
-
-    async def refresh_async(self, redis: AsyncRedis, now: datetime) -> tuple[Silence, ...]:
-        """Reload from Redis now, through an asyncio client."""
-        silences = tuple(await self._store.unexpired_async(redis, now - self._max_age))
-        self._snapshot = (now, silences)
-        return silences
-
-    def invalidate(self) -> None:
-        self._snapshot = None

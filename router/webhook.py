@@ -28,7 +28,6 @@ from router.alert import AlertStatus
 from router.auth import check_headers, check_signature
 from router.dedupe import Outcome, Receipt, Routed, summarize
 from router.errors import AuthError, PayloadError
-from router.settings import Settings
 from router.sources import SourceKind, parse
 
 if TYPE_CHECKING:
@@ -61,26 +60,30 @@ class _DisconnectedError(Exception):
 async def handle(services: Services, name: str, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one webhook request for the integration called `name`."""
     started = time.perf_counter()
-    status = 500
+    body: dict[str, Any] = {}
+    headers: dict[str, str] = {}
     try:
-        status, body, headers = 202, await _receive(services, name, scope, receive), {}
+        status, body = 202, await _accept(services, name, scope, receive)
     except _AnswerError as answer:
         status, body, headers = answer.status, answer.body, dict(answer.headers)
     except _DisconnectedError:
-        return
+        # Nobody left to answer; counted as nginx does (499), so a flaky sender shows up.
+        log.info("webhook_sender_disconnected", integration=name)
+        status = 499
     except Exception:
         # What Starlette's ServerErrorMiddleware would do: log it, answer 500 (the sender retries).
         log.exception("webhook_failed", integration=name)
-        body, headers = {"error": "internal error"}, {}
-    await _respond(send, status, body, headers)
+        status, body = 500, {"error": "internal error"}
+    if status != 499:
+        await _respond(send, status, body, headers)
     known = name if services.ruleset.integration(name) else "(unknown)"
     _requests_counter(known, status).inc()
     metrics.WEBHOOK_LATENCY.observe(time.perf_counter() - started)
 
 
-async def _receive(services: Services, name: str, scope: Scope, receive: Receive) -> dict[str, Any]:
+async def _accept(services: Services, name: str, scope: Scope, receive: Receive) -> dict[str, Any]:
     if scope["method"] not in METHODS:
-        raise _AnswerError(405, "use POST", {"Allow": ", ".join(METHODS)})
+        raise _AnswerError(405, "use POST or PUT", {"Allow": ", ".join(METHODS)})
     ruleset = services.ruleset  # read once: a reload swaps it whole
     integration = ruleset.integration(name)
     if integration is None:
@@ -97,7 +100,9 @@ async def _receive(services: Services, name: str, scope: Scope, receive: Receive
         raise _AnswerError(
             415, f"expected Content-Type: application/json, got {content_type or 'none'!r}"
         )
-    body = await _read_body(receive, headers.get("content-length", ""), services.settings)
+    body = await _read_body(
+        receive, headers.get("content-length", ""), services.settings.max_body_bytes
+    )
     now = time.time()
     at = datetime.fromtimestamp(now, UTC)  # the request's one clock reading
     try:
@@ -194,9 +199,8 @@ def _headers(scope: Scope) -> dict[str, str]:
     }
 
 
-async def _read_body(receive: Receive, declared: str, settings: Settings) -> bytes:
-    """The body; a 413 answer when it exceeds the limit (checked before and while reading)."""
-    limit = settings.max_body_bytes
+async def _read_body(receive: Receive, declared: str, limit: int) -> bytes:
+    """The body; a 413 answer when it exceeds `limit` (checked before and while reading)."""
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []

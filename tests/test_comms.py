@@ -81,7 +81,7 @@ def alert_record(
     fingerprint: str,
     **annotations: str,
 ) -> dict[str, Any]:
-    """An alert as `router.alert.to_record` stores it with the incident."""
+    """An alert as `router.alert.record_json` stores it with the incident."""
     return {
         "status": "resolved" if ends else "firing",
         "labels": dict(labels),

@@ -3,6 +3,7 @@ templates and secrets."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -604,3 +605,45 @@ def test_ruleset_repr_shows_no_secret(rules: Ruleset) -> None:
     assert "Secret('**********')" in shown
     for value in (TOKEN, PAGER_URL, HMAC_SECRET):
         assert value not in shown
+
+
+class _RecordingLabels(Mapping[str, str]):
+    """Labels that note every name looked up."""
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self._labels = labels
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.read.add(name)
+        return self._labels[name]
+
+    def __contains__(self, name: object) -> bool:
+        self.read.add(str(name))
+        return name in self._labels
+
+    def __iter__(self) -> Iterator[str]:
+        self.read.update(self._labels)  # iterating reads them all
+        return iter(self._labels)
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"alertname": "ApiDown", "severity": "critical", "instance": "a", "pod": "p"},
+        {"alertname": "PgDown", "team": "db", "severity": "warning", "instance": "b"},
+        {"alertname": "Watchdog", "instance": "c"},
+        {"alertname": "X", "source": "grafana", "severity": "Critical", "env": "prod", "z": "1"},
+    ],
+)
+def test_evaluation_reads_only_the_labels_its_cache_is_keyed_by(
+    rules_without_group_by_all: Ruleset, labels: dict[str, str]
+) -> None:
+    # The decision cache is keyed by the labels the rules read; a rule feature that reads
+    # another label must add it to `_labels_read`, or alerts would share a wrong decision.
+    recording = _RecordingLabels(labels)
+    rules_without_group_by_all.explain(recording)
+    assert recording.read <= set(rules_without_group_by_all._projection or ())

@@ -19,10 +19,10 @@ from structlog.testing import capture_logs
 
 from router.keys import Keys
 from router.matchers import Matcher, parse_matcher, parse_matchers
+from router.silencecache import ActiveSilences
 from router.silences import (
     DEFAULT_RETENTION,
     MAX_MATCHERS,
-    ActiveSilences,
     Silence,
     SilenceError,
     SilenceState,
@@ -566,3 +566,67 @@ def test_async_refresh_reads_the_same_silences(redis_url: str, counting: Countin
     assert len(forced) == 4
     assert forced[:3] == (ended_now, active, pending)
     assert counting.reads == 0  # the async path never touched the synchronous store
+
+
+def test_a_caller_far_from_the_read_in_flight_reads_for_itself(
+    redis: Redis, redis_url: str
+) -> None:
+    # A read started for `now` lists what is unexpired a second before it; a caller an hour
+    # later must not take that list (a silence that ended in between would still mute).
+    store = CountingAsyncStore(redis, KEYS)
+    short = make(store, end=30 * MINUTE)
+    long = make(store, end=3 * HOUR)
+    cache = ActiveSilences(store)
+
+    async def run() -> tuple[tuple[Silence, ...], tuple[Silence, ...]]:
+        client = AsyncRedis.from_url(redis_url)
+        try:
+            return await asyncio.gather(
+                cache.get_async(client, NOW), cache.get_async(client, NOW + HOUR)
+            )
+        finally:
+            await client.aclose()
+
+    now_list, later_list = asyncio.run(run())
+    assert now_list == (short, long)
+    assert later_list == (long,)
+    assert store.async_reads == 2
+
+
+class GatedStore(SilenceStore):
+    """Its async read has its answer, then waits for `gate` before returning it."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        super().__init__(redis, keys)
+        self.read_done, self.gate = asyncio.Event(), asyncio.Event()
+        self.async_reads = 0
+
+    async def unexpired_async(self, redis: AsyncRedis, now: datetime) -> list[Silence]:
+        self.async_reads += 1
+        silences = await super().unexpired_async(redis, now)
+        self.read_done.set()
+        await self.gate.wait()
+        return silences
+
+
+def test_a_local_write_during_a_read_is_not_hidden_by_it(redis: Redis, redis_url: str) -> None:
+    async def run() -> tuple[tuple[Silence, ...], tuple[Silence, ...], int]:
+        store = GatedStore(redis, KEYS)
+        cache = ActiveSilences(store)
+        client = AsyncRedis.from_url(redis_url)
+        try:
+            reading = asyncio.ensure_future(cache.get_async(client, NOW))
+            await store.read_done.wait()  # the read has its (empty) answer...
+            make(store)  # ...when this process creates a silence...
+            cache.invalidate()  # ...and says so
+            store.gate.set()
+            before = await reading  # asked before the write: without it
+            after = await cache.get_async(client, NOW + MS)  # asked after: must have it
+            return before, after, store.async_reads
+        finally:
+            await client.aclose()
+
+    before, after, reads = asyncio.run(run())
+    assert before == ()
+    assert len(after) == 1
+    assert reads == 2

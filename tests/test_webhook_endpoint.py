@@ -370,7 +370,7 @@ def test_other_methods_are_405_with_allow(client: httpx.Client) -> None:
     response = client.get(AM, headers=BEARER)
     assert response.status_code == 405
     assert response.headers["allow"] == "POST, PUT"
-    assert response.json() == {"error": "use POST"}
+    assert response.json() == {"error": "use POST or PUT"}
     # PUT is what some proxies and old Grafana versions send: accepted like POST.
     put = client.put(AM, content=shared("alertmanager_v4_firing.json"), headers=BEARER)
     assert put.status_code == 202
@@ -378,9 +378,17 @@ def test_other_methods_are_405_with_allow(client: httpx.Client) -> None:
 
 def test_paths_below_an_integration_are_404(client: httpx.Client) -> None:
     # Only /api/v1/webhooks/<name> is the webhook path; anything deeper is Starlette's 404.
-    for path in (f"{AM}/extra", "/api/v1/webhooks/"):
+    for path in (f"{AM}/extra", "/api/v1/webhooks/", "/api/v1/webhooks//"):
         response = client.post(path, content=b"{}", headers=BEARER)
         assert response.status_code == 404, path
+
+
+def test_a_trailing_slash_is_the_same_webhook(client: httpx.Client) -> None:
+    # `url: http://sevrouter:9095/api/v1/webhooks/alertmanager/` in alertmanager.yml works too.
+    body = shared("alertmanager_v4_firing.json")
+    response = client.post(f"{AM}/", content=body, headers=BEARER)
+    assert response.status_code == 202
+    assert response.json()["incidents"]["opened"] == ["INC-1"]
 
 
 def test_an_unexpected_failure_is_a_json_500_and_logged(

@@ -755,16 +755,17 @@ def test_a_body_whose_alerts_read_the_clock_is_parsed_again(alert: dict[str, Any
     assert later != first  # a time filled in, or a status derived, from the later clock
 
 
-def test_recent_bodies_are_bounded_by_size() -> None:
-    recent = RecentBodies(max_bytes=100)
-    alerts = parse_am(am_body())
+def test_recent_bodies_are_bounded_by_an_estimate_of_memory_held() -> None:
+    alerts = parse_am(am_body())  # one alert: 3 labels and 1 annotation, about 1 KB parsed
+    recent = RecentBodies(max_bytes=3500)
     for n in range(5):
         for _ in range(2):  # kept from the second delivery on
             recent.put("prom", b"x" * 30 + bytes([n]), alerts)
-    # 31 bytes each: the three newest fit in 100.
+    # About 1,031 bytes each (body and parsed alert): the three newest fit in 3,500.
     assert len(recent) == 3
     assert recent.get("prom", b"x" * 30 + bytes([0])) is None
     assert recent.get("prom", b"x" * 30 + bytes([4])) == alerts
+    big = b"y" * 2600  # with its alert, larger than the whole bound: never held
     for _ in range(2):
-        recent.put("prom", b"y" * 101, alerts)  # larger than the whole bound: never held
-    assert recent.get("prom", b"y" * 101) is None
+        recent.put("prom", big, alerts)
+    assert recent.get("prom", big) is None
