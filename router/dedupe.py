@@ -15,6 +15,7 @@ from enum import StrEnum
 from importlib.resources import files
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -44,9 +45,10 @@ class Outcome(StrEnum):
     MUTED = "muted"
 
 
-@dataclass(frozen=True, slots=True)
-class Routed:
-    """One alert as routed by one decision (an alert routed by `continue` rules appears twice)."""
+class Routed(msgspec.Struct, frozen=True, gc=False):
+    """One alert as routed by one decision (an alert routed by `continue` rules appears twice).
+
+    A Struct, one per alert received: a frozen dataclass took 0.6 µs to build, this 0.07."""
 
     alert: Alert
     decision: Decision

@@ -135,10 +135,12 @@ async def _accept(services: Services, name: str, scope: Scope, receive: Receive)
             receipt.dropped += 1
             continue
         mute = services.mutes.reason(alert, at, silences) if may_mute else ""
-        routed.extend(
-            Routed(alert, d, mute, evaluation.inhibit_sources, evaluation.inhibit_targets)
-            for d in evaluation.decisions
-        )
+        for decision in evaluation.decisions:
+            routed.append(
+                Routed(
+                    alert, decision, mute, evaluation.inhibit_sources, evaluation.inhibit_targets
+                )
+            )
     policy = ruleset.config.incidents
     try:
         results = await services.deduper.ingest(
