@@ -113,7 +113,7 @@ class Deduper:
         prefix: str,
         *,
         max_batch_alerts: int = 400,
-        max_in_flight: int = 4,
+        max_in_flight: int = 8,
         wait_replicas: int = 0,
     ) -> None:
         self._redis = redis
@@ -126,7 +126,8 @@ class Deduper:
         self._max_batch = max_batch_alerts
         # Several smaller calls in flight let Redis run some while this process prepares more
         # (measured: 4 calls of at most 400 alerts beat 2 of 2000 by about half for 20-alert
-        # webhooks, and cost nothing for 1-alert ones).
+        # webhooks; once the receiver got faster, 8 beat 4 by 5-15% for new alerts, 1 or 20 a
+        # webhook, with p99 at half that rate still under 15 ms).
         self._max_in_flight = max_in_flight
         self._pending: list[_Pending] = []
         self._in_flight: set[asyncio.Task[None]] = set()
