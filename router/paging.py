@@ -183,7 +183,12 @@ def _attempt(ctx: WorkerContext, page_key: str, key: str, record: dict[str, str]
         args=["status", status, "detail", result.detail, "updated_at", now.isoformat()],
     )
     ctx.redis.hincrby(ctx.keys.stats, f"page:{channel_name}:{result.outcome.value}", 1)
-    ctx.store.append(incident_id, _timeline_entry(record, attempt, result, delay, now))
+    # Once per attempt: a Redis failover can make the client resend a write that had landed.
+    ctx.store.append_once(
+        incident_id,
+        f"page:{page_key}:{attempt}",
+        _timeline_entry(record, attempt, result, delay, now),
+    )
     log.info(
         "page_attempt",
         incident=incident_id,
