@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from router.access import person_for_token, verify_link
+from router.bodies import BodyError, read_request_body
 from router.errors import PayloadError
 from router.lifecycle import Action, Lifecycle, Result
 from router.notify.pagerduty_inbound import parse_event, verify_signature
@@ -133,7 +134,10 @@ async def pagerduty_webhook(request: Request) -> Response:
         return _error(
             404, "PagerDuty webhooks are not enabled (SEVROUTER_PAGERDUTY_WEBHOOK_SECRETS)"
         )
-    body = await request.body()
+    try:
+        body = await read_request_body(request)  # bounded: read before the signature is checked
+    except BodyError as exc:
+        return JSONResponse(exc.body, status_code=exc.status)
     if not verify_signature(body, request.headers.get("x-pagerduty-signature", ""), secrets):
         return _error(401, "invalid or missing X-PagerDuty-Signature")
     try:

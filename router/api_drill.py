@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from router.access import person_for_token
 from router.alert import Alert, AlertStatus, Source, fingerprint
+from router.bodies import BodyError, decode_json, read_request_body
 from router.dedupe import Receipt, Routed, summarize
 from router.ruleset import Decision
 from router.severity import Severity
@@ -30,9 +31,9 @@ async def drill(request: Request) -> Response:
     if person is None:
         return JSONResponse({"error": "missing or invalid API token"}, status_code=401)
     try:
-        body = await request.json()
-    except ValueError:
-        return JSONResponse({"error": "body is not JSON", "field": ""}, status_code=400)
+        body = decode_json(await read_request_body(request))
+    except BodyError as exc:
+        return JSONResponse(exc.body, status_code=exc.status)
     team = body.get("team") if isinstance(body, dict) else None
     if not isinstance(team, str) or services.ruleset.team(team) is None:
         return JSONResponse(

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from router.alert import Alert
+from router.bodies import BodyError, decode_json, read_request_body
 from router.errors import PayloadError
 from router.explain import (
     alert_from_labels,
@@ -47,14 +48,10 @@ async def explain_endpoint(request: Request) -> Response:
     services = request.app.state.services
     # Read once: a reload during the request does not mix two rule sets.
     ruleset: Ruleset = services.ruleset
-    limit: int = services.settings.max_body_bytes
-    raw = await _read_body(request, limit)
-    if raw is None:
-        return _error(413, f"body larger than the {limit}-byte limit (SEVROUTER_MAX_BODY_BYTES)")
     try:
-        body = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return _error(400, "body is not JSON", field="")
+        body = decode_json(await read_request_body(request))
+    except BodyError as exc:
+        return JSONResponse(exc.body, status_code=exc.status)
     if not isinstance(body, dict):
         return _error(400, 'body must be a JSON object: {"labels": {...}} or {"payload": ...}')
     try:
@@ -117,21 +114,6 @@ def _labels(labels: object) -> dict[str, str]:
         if not isinstance(value, str):
             raise PayloadError(f"label {name!r} must be a string", f"labels.{name}")
     return labels
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it exceeds `limit` (checked before and while reading)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 routes = [Route("/api/v1/explain", explain_endpoint, methods=["POST"])]

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from router.access import person_for_token
+from router.bodies import BodyError, decode_json, read_request_body
 from router.durations import format_duration, parse_duration
 from router.matchers import Matcher, MatcherError, parse_matchers
 from router.silences import MAX_DURATION, Silence, SilenceError, SilenceStore
@@ -160,9 +161,9 @@ async def create_silence(request: Request) -> Response:
     if actor is None:
         return _unauthorized()
     try:
-        body = await request.json()
-    except ValueError:
-        return _error(400, "body is not JSON", field="")
+        body = decode_json(await read_request_body(request))
+    except BodyError as exc:
+        return JSONResponse(exc.body, status_code=exc.status)
     if not isinstance(body, dict):
         return _error(400, "body must be a JSON object", field="")
     now = datetime.now(UTC)

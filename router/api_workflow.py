@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from router import postmortem
 from router.access import person_for_token
+from router.bodies import BodyError, decode_json, read_request_body
 from router.comms import ActionItem, IncidentView, Role, StatusUpdate, UpdateStatus
 from router.durations import parse_duration
 from router.keys import text
@@ -39,14 +40,12 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    if not (await request.body()).strip():
+    raw = await read_request_body(request)
+    if not raw.strip():
         # No body at all: POST .../actions/{n}/done needs none; elsewhere the first required
         # field is reported missing, which says more than "not JSON".
         return {}
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadInputError("", "body is not JSON") from None
+    body = decode_json(raw)
     if not isinstance(body, dict):
         raise BadInputError("", "body must be a JSON object")
     return body
@@ -102,6 +101,8 @@ async def _write(request: Request, handler: Any) -> Response:
         return await run_in_threadpool(handler, request, incident, actor, body)
     except BadInputError as exc:
         return _error(400, str(exc), field=exc.field)
+    except BodyError as exc:
+        return JSONResponse(exc.body, status_code=exc.status)
     except RedisError:
         return _error(503, "storage unavailable, retry later")
 

@@ -21,11 +21,13 @@ import msgspec
 import structlog
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from router import metrics
 from router.alert import AlertStatus
 from router.auth import check_headers, check_signature
+from router.bodies import BodyError, read_body
 from router.dedupe import Outcome, Receipt, Routed, summarize
 from router.errors import AuthError, PayloadError
 from router.sources import SourceKind, parse
@@ -53,10 +55,6 @@ class _AnswerError(Exception):
         self.headers = headers or {}
 
 
-class _DisconnectedError(Exception):
-    """The sender went away before its body arrived: there is no one left to answer."""
-
-
 async def handle(services: Services, name: str, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one webhook request for the integration called `name`."""
     started = time.perf_counter()
@@ -66,7 +64,7 @@ async def handle(services: Services, name: str, scope: Scope, receive: Receive, 
         status, body = 202, await _accept(services, name, scope, receive)
     except _AnswerError as answer:
         status, body, headers = answer.status, answer.body, dict(answer.headers)
-    except _DisconnectedError:
+    except ClientDisconnect:
         # Nobody left to answer; counted as nginx does (499), so a flaky sender shows up.
         log.info("webhook_sender_disconnected", integration=name)
         status = 499
@@ -100,9 +98,11 @@ async def _accept(services: Services, name: str, scope: Scope, receive: Receive)
         raise _AnswerError(
             415, f"expected Content-Type: application/json, got {content_type or 'none'!r}"
         )
-    body = await _read_body(
-        receive, headers.get("content-length", ""), services.settings.max_body_bytes
-    )
+    limit = services.settings.max_body_bytes
+    try:
+        body = await read_body(receive, headers.get("content-length", ""), limit)
+    except BodyError as exc:
+        raise _AnswerError(exc.status, exc.message) from None
     now = time.time()
     at = datetime.fromtimestamp(now, UTC)  # the request's one clock reading
     try:
@@ -209,29 +209,6 @@ def _headers(scope: Scope) -> dict[str, str]:
         name.decode("latin-1"): value.decode("latin-1")
         for name, value in reversed(scope["headers"])
     }
-
-
-async def _read_body(receive: Receive, declared: str, limit: int) -> bytes:
-    """The body; a 413 answer when it exceeds `limit` (checked before and while reading)."""
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _DisconnectedError
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _too_large(limit: int) -> _AnswerError:
-    return _AnswerError(413, f"body larger than the {limit}-byte limit (SEVROUTER_MAX_BODY_BYTES)")
 
 
 async def _respond(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
